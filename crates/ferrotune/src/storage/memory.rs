@@ -1,0 +1,338 @@
+//! `InMemoryStorage`: studies in this process's memory, for single-process studies and tests.
+
+use super::{FrozenStudy, Storage, StudyId};
+use crate::error::{Error, Result};
+use crate::space::Distribution;
+use crate::study::Direction;
+use crate::trial::{FrozenTrial, TrialId, TrialState};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::SystemTime;
+
+/// A storage that keeps everything in memory behind one lock.
+///
+/// Trials are held as `Arc<FrozenTrial>` and updated copy-on-write, so a snapshot handed to a
+/// sampler is never changed by later writes, and taking one costs a pointer copy per trial.
+#[derive(Debug, Default)]
+pub struct InMemoryStorage {
+    inner: RwLock<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    studies: BTreeMap<StudyId, StudyRecord>,
+    /// Where each trial lives: its study and its index (= number) there.
+    locations: HashMap<TrialId, (StudyId, usize)>,
+    next_study: u64,
+    next_trial: u64,
+}
+
+#[derive(Debug)]
+struct StudyRecord {
+    study: FrozenStudy,
+    trials: Vec<Arc<FrozenTrial>>,
+}
+
+impl InMemoryStorage {
+    /// An empty storage.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave `Inner` half-updated (every write is a
+        // single assignment after validation), so a poisoned lock is still consistent.
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Inner {
+    fn study(&self, id: StudyId) -> Result<&StudyRecord> {
+        self.studies
+            .get(&id)
+            .ok_or_else(|| Error::StudyNotFound(format!("id {}", id.0)))
+    }
+
+    fn study_mut(&mut self, id: StudyId) -> Result<&mut StudyRecord> {
+        self.studies
+            .get_mut(&id)
+            .ok_or_else(|| Error::StudyNotFound(format!("id {}", id.0)))
+    }
+
+    fn trial(&self, id: TrialId) -> Result<&Arc<FrozenTrial>> {
+        let (study, index) = *self
+            .locations
+            .get(&id)
+            .ok_or_else(|| Error::TrialNotFound(id.to_string()))?;
+        Ok(&self.study(study)?.trials[index])
+    }
+
+    /// The trial for a write: errors when it is already finished.
+    fn live_trial_mut(&mut self, id: TrialId) -> Result<&mut FrozenTrial> {
+        let (study, index) = *self
+            .locations
+            .get(&id)
+            .ok_or_else(|| Error::TrialNotFound(id.to_string()))?;
+        let trial = Arc::make_mut(&mut self.study_mut(study)?.trials[index]);
+        if trial.state.is_finished() {
+            return Err(Error::TrialFinished {
+                number: trial.number,
+                state: trial.state,
+            });
+        }
+        Ok(trial)
+    }
+
+    fn push_trial(&mut self, study: StudyId, mut trial: FrozenTrial) -> Result<FrozenTrial> {
+        let id = TrialId(self.next_trial);
+        let record = self.study_mut(study)?;
+        trial.id = id;
+        trial.number = record.trials.len() as u64;
+        let index = record.trials.len();
+        record.trials.push(Arc::new(trial.clone()));
+        self.locations.insert(id, (study, index));
+        self.next_trial += 1;
+        Ok(trial)
+    }
+}
+
+impl Storage for InMemoryStorage {
+    fn create_study(
+        &self,
+        name: &str,
+        directions: &[Direction],
+        system_attrs: &BTreeMap<String, Value>,
+    ) -> Result<StudyId> {
+        let mut inner = self.write();
+        if inner.studies.values().any(|s| s.study.name == name) {
+            return Err(Error::DuplicateStudy(name.to_owned()));
+        }
+        let id = StudyId(inner.next_study);
+        inner.next_study += 1;
+        inner.studies.insert(
+            id,
+            StudyRecord {
+                study: FrozenStudy {
+                    id,
+                    name: name.to_owned(),
+                    directions: directions.to_vec(),
+                    user_attrs: BTreeMap::new(),
+                    system_attrs: system_attrs.clone(),
+                    created: SystemTime::now(),
+                },
+                trials: Vec::new(),
+            },
+        );
+        Ok(id)
+    }
+
+    fn study_by_name(&self, name: &str) -> Result<FrozenStudy> {
+        self.read()
+            .studies
+            .values()
+            .find(|s| s.study.name == name)
+            .map(|s| s.study.clone())
+            .ok_or_else(|| Error::StudyNotFound(name.to_owned()))
+    }
+
+    fn study(&self, id: StudyId) -> Result<FrozenStudy> {
+        Ok(self.read().study(id)?.study.clone())
+    }
+
+    fn studies(&self) -> Result<Vec<FrozenStudy>> {
+        Ok(self
+            .read()
+            .studies
+            .values()
+            .map(|s| s.study.clone())
+            .collect())
+    }
+
+    fn delete_study(&self, id: StudyId) -> Result<()> {
+        let mut inner = self.write();
+        let record = inner
+            .studies
+            .remove(&id)
+            .ok_or_else(|| Error::StudyNotFound(format!("id {}", id.0)))?;
+        for t in &record.trials {
+            inner.locations.remove(&t.id);
+        }
+        Ok(())
+    }
+
+    fn set_study_user_attr(&self, id: StudyId, key: &str, value: &Value) -> Result<()> {
+        let mut inner = self.write();
+        let study = &mut inner.study_mut(id)?.study;
+        study.user_attrs.insert(key.to_owned(), value.clone());
+        Ok(())
+    }
+
+    fn set_study_system_attr(&self, id: StudyId, key: &str, value: &Value) -> Result<()> {
+        let mut inner = self.write();
+        let study = &mut inner.study_mut(id)?.study;
+        study.system_attrs.insert(key.to_owned(), value.clone());
+        Ok(())
+    }
+
+    fn set_study_system_attr_if_absent(
+        &self,
+        id: StudyId,
+        key: &str,
+        value: &Value,
+    ) -> Result<Value> {
+        let mut inner = self.write();
+        let study = &mut inner.study_mut(id)?.study;
+        Ok(study
+            .system_attrs
+            .entry(key.to_owned())
+            .or_insert_with(|| value.clone())
+            .clone())
+    }
+
+    fn study_system_attr(&self, id: StudyId, key: &str) -> Result<Option<Value>> {
+        Ok(self.read().study(id)?.study.system_attrs.get(key).cloned())
+    }
+
+    fn create_trial(&self, study: StudyId, max_trials: Option<u64>) -> Result<Option<FrozenTrial>> {
+        let mut inner = self.write();
+        if let Some(max) = max_trials {
+            if inner.study(study)?.trials.len() as u64 >= max {
+                return Ok(None);
+            }
+        }
+        let trial = FrozenTrial::new_running(TrialId(0), 0);
+        inner.push_trial(study, trial).map(Some)
+    }
+
+    fn add_trial(&self, study: StudyId, template: &FrozenTrial) -> Result<FrozenTrial> {
+        self.write().push_trial(study, template.clone())
+    }
+
+    fn set_trial_param(
+        &self,
+        trial: TrialId,
+        name: &str,
+        internal: f64,
+        distribution: &Distribution,
+    ) -> Result<()> {
+        let value = distribution.to_external(internal)?;
+        let mut inner = self.write();
+        let t = inner.live_trial_mut(trial)?;
+        if let Some(existing) = t.distributions.get(name) {
+            if existing != distribution {
+                return Err(Error::IncompatibleDistribution {
+                    name: name.to_owned(),
+                    first: existing.to_string(),
+                    second: distribution.to_string(),
+                });
+            }
+        } else {
+            t.distributions
+                .insert(name.to_owned(), distribution.clone());
+        }
+        t.params.insert(name.to_owned(), value);
+        Ok(())
+    }
+
+    fn set_trial_intermediate_value(
+        &self,
+        trial: TrialId,
+        step: u64,
+        values: &[f64],
+    ) -> Result<()> {
+        let mut inner = self.write();
+        let t = inner.live_trial_mut(trial)?;
+        t.intermediate_values.insert(step, values.to_vec());
+        Ok(())
+    }
+
+    fn set_trial_user_attr(&self, trial: TrialId, key: &str, value: &Value) -> Result<()> {
+        let mut inner = self.write();
+        let t = inner.live_trial_mut(trial)?;
+        t.user_attrs.insert(key.to_owned(), value.clone());
+        Ok(())
+    }
+
+    fn set_trial_system_attr(&self, trial: TrialId, key: &str, value: &Value) -> Result<()> {
+        let mut inner = self.write();
+        let t = inner.live_trial_mut(trial)?;
+        t.system_attrs.insert(key.to_owned(), value.clone());
+        Ok(())
+    }
+
+    fn set_trial_state(
+        &self,
+        trial: TrialId,
+        expected: TrialState,
+        new: TrialState,
+        values: Option<&[f64]>,
+        fail_reason: Option<&str>,
+    ) -> Result<bool> {
+        let mut inner = self.write();
+        let current = inner.trial(trial)?.state;
+        if current != expected {
+            return Ok(false);
+        }
+        let t = inner.live_trial_mut(trial)?;
+        t.state = new;
+        if let Some(v) = values {
+            t.values = Some(v.to_vec());
+        }
+        if let Some(reason) = fail_reason {
+            t.fail_reason = Some(reason.to_owned());
+        }
+        let now = SystemTime::now();
+        if new == TrialState::Running {
+            t.datetime_start = Some(now);
+        }
+        if new.is_finished() {
+            t.datetime_complete = Some(now);
+        }
+        Ok(true)
+    }
+
+    fn trial(&self, trial: TrialId) -> Result<Arc<FrozenTrial>> {
+        self.read().trial(trial).cloned()
+    }
+
+    fn trials(
+        &self,
+        study: StudyId,
+        states: Option<&[TrialState]>,
+    ) -> Result<Vec<Arc<FrozenTrial>>> {
+        let inner = self.read();
+        let trials = &inner.study(study)?.trials;
+        Ok(match states {
+            None => trials.clone(),
+            Some(states) => trials
+                .iter()
+                .filter(|t| states.contains(&t.state))
+                .cloned()
+                .collect(),
+        })
+    }
+
+    fn n_trials(&self, study: StudyId, states: Option<&[TrialState]>) -> Result<u64> {
+        let inner = self.read();
+        let trials = &inner.study(study)?.trials;
+        Ok(match states {
+            None => trials.len() as u64,
+            Some(states) => trials.iter().filter(|t| states.contains(&t.state)).count() as u64,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_the_conformance_suite() {
+        crate::storage::conformance::run_all(InMemoryStorage::new);
+    }
+}

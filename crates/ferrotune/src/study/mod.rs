@@ -1,0 +1,399 @@
+//! Studies: an optimization task, its trials, and the ask/tell/optimize loop around them.
+
+mod builder;
+mod direction;
+#[cfg(feature = "signal")]
+mod interrupt;
+mod optimize;
+mod view;
+
+pub use builder::{StudyBuilder, StudyConfig};
+pub use direction::{dominates, pareto_front, Direction};
+pub use optimize::{Callback, Catch, Optimize, PanicError};
+pub use view::{StopSignal, StudyView, TrialFilter};
+
+use crate::error::{Error, Result};
+use crate::pruner::{Pruner, PrunerSpec};
+use crate::sampler::{Sampler, SamplerSpec};
+use crate::space::ParamValue;
+use crate::storage::{Storage, StudyId};
+use crate::trial::{check_values, FrozenTrial, Trial, TrialState};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// System attribute of an enqueued trial holding its fixed parameters.
+pub(crate) const FIXED_PARAMS_ATTR: &str = "fixed_params";
+
+/// An optimization task: a name, one or more directions, a sampler and a pruner, and the
+/// trials in storage.
+///
+/// `Study` is a cheap handle (`Clone` shares it), usable from many threads at once. Build one
+/// with [`Study::builder`]; reopen one, with its stored configuration, with [`Study::load`].
+#[derive(Clone)]
+pub struct Study {
+    inner: Arc<StudyInner>,
+}
+
+pub(crate) struct StudyInner {
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) id: StudyId,
+    pub(crate) name: String,
+    pub(crate) directions: Vec<Direction>,
+    pub(crate) config: StudyConfig,
+    pub(crate) sampler: Arc<dyn Sampler>,
+    pub(crate) pruner: Arc<dyn Pruner>,
+    pub(crate) max_trials: Option<u64>,
+    pub(crate) stop: StopSignal,
+}
+
+impl std::fmt::Debug for Study {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Study")
+            .field("name", &self.inner.name)
+            .field("directions", &self.inner.directions)
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+/// How a trial ended, as told to the study.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Values(Vec<f64>),
+    Pruned,
+    Failed(String),
+}
+
+/// The best feasible trial among `trials` for one direction.
+pub(crate) fn best_of<'a>(
+    trials: impl Iterator<Item = &'a FrozenTrial>,
+    direction: Direction,
+) -> Option<&'a FrozenTrial> {
+    trials
+        .filter(|t| t.is_feasible())
+        .filter(|t| t.value().is_some())
+        .reduce(|best, t| match (t.value(), best.value()) {
+            (Some(v), Some(b)) if direction.better(v, b) => t,
+            _ => best,
+        })
+}
+
+impl Study {
+    /// Starts building a study.
+    pub fn builder() -> StudyBuilder {
+        StudyBuilder::default()
+    }
+
+    /// Reopens an existing study with the configuration stored with it.
+    pub fn load(storage: Arc<dyn Storage>, name: &str) -> Result<Study> {
+        StudyBuilder::default()
+            .storage(storage)
+            .name(name)
+            .load_only()
+            .build()
+    }
+
+    /// The study's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+    /// The study's id in storage.
+    pub fn id(&self) -> StudyId {
+        self.inner.id
+    }
+    /// One direction per objective.
+    pub fn directions(&self) -> &[Direction] {
+        &self.inner.directions
+    }
+    /// The study seed.
+    pub fn seed(&self) -> u64 {
+        self.inner.config.seed
+    }
+    /// The stored configuration (sampler, pruner, seed, version).
+    pub fn config(&self) -> &StudyConfig {
+        &self.inner.config
+    }
+    /// The storage.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.inner.storage
+    }
+    /// The sampler spec.
+    pub fn sampler_spec(&self) -> &SamplerSpec {
+        &self.inner.config.sampler
+    }
+    /// The pruner spec.
+    pub fn pruner_spec(&self) -> &PrunerSpec {
+        &self.inner.config.pruner
+    }
+
+    /// A read-only view of the study, as samplers and pruners get it.
+    pub fn view(&self) -> StudyView<'_> {
+        let i = &*self.inner;
+        StudyView::new(
+            &*i.storage,
+            i.id,
+            &i.name,
+            &i.directions,
+            i.config.seed,
+            &i.stop,
+        )
+    }
+
+    pub(crate) fn inner(&self) -> &StudyInner {
+        &self.inner
+    }
+
+    /// Asks the study to stop before its next trial (from a callback or another thread).
+    pub fn stop(&self) {
+        self.inner.stop.stop("stop() was called");
+    }
+
+    /// Whether the study was asked to stop.
+    pub fn is_stopped(&self) -> bool {
+        self.inner.stop.is_stopped()
+    }
+
+    /// Starts a trial: claims an enqueued (Waiting) trial when there is one, otherwise creates
+    /// a new one (within `max_trials`). Errors with [`Error::Stopped`] when the study is
+    /// stopped, the trial cap is reached, or the sampler has nothing left to propose.
+    pub fn ask(&self) -> Result<Trial<'_>> {
+        let i = &*self.inner;
+        if let Some(reason) = i.stop.is_stopped().then(|| i.stop.reason()).flatten() {
+            return Err(Error::Stopped(reason));
+        }
+        let frozen = match i.storage.claim_waiting_trial(i.id)? {
+            Some(t) => (*t).clone(),
+            None => {
+                if i.sampler.exhausted(&self.view())? {
+                    i.stop.stop("the sampler has no configuration left");
+                    return Err(Error::Stopped("the sampler has no configuration left".into()));
+                }
+                match i.storage.create_trial(i.id, i.max_trials)? {
+                    Some(t) => t,
+                    None => {
+                        let max = i.max_trials.unwrap_or_default();
+                        let reason = format!("the study holds max_trials = {max} trials");
+                        i.stop.stop(&reason);
+                        return Err(Error::Stopped(reason));
+                    }
+                }
+            }
+        };
+        if let Err(e) = i.sampler.before_trial(&self.view(), &frozen) {
+            let reason = format!("sampler failed before the trial: {e}");
+            i.storage.set_trial_state(
+                frozen.id,
+                TrialState::Running,
+                TrialState::Fail,
+                None,
+                Some(&reason),
+            )?;
+            return Err(e);
+        }
+        // The sampler may have written to the trial (e.g. its grid point): read it back.
+        let frozen = (*i.storage.trial(frozen.id)?).clone();
+        Ok(Trial::new(self, frozen))
+    }
+
+    /// Finishes a trial as Complete with its objective values. A NaN value, or the wrong
+    /// number of values, marks the trial Fail with that reason instead (±∞ are valid values).
+    pub fn tell(&self, trial: Trial<'_>, values: impl crate::IntoValues) -> Result<Arc<FrozenTrial>> {
+        self.finish(trial.frozen(), Outcome::Values(values.into_values()))
+    }
+
+    /// Finishes a trial as Pruned (its last intermediate value becomes its value).
+    pub fn tell_pruned(&self, trial: Trial<'_>) -> Result<Arc<FrozenTrial>> {
+        self.finish(trial.frozen(), Outcome::Pruned)
+    }
+
+    /// Finishes a trial as Fail with a reason.
+    pub fn tell_failed(&self, trial: Trial<'_>, reason: &str) -> Result<Arc<FrozenTrial>> {
+        self.finish(trial.frozen(), Outcome::Failed(reason.to_owned()))
+    }
+
+    /// Finishes the Running trial with this number (from another process, say), as
+    /// Complete with `values`. Errors when it is not Running.
+    pub fn tell_number(&self, number: u64, values: impl crate::IntoValues) -> Result<Arc<FrozenTrial>> {
+        let trial = self.trial_by_number(number)?;
+        self.finish(&trial, Outcome::Values(values.into_values()))
+    }
+
+    /// The trial with this number.
+    pub fn trial_by_number(&self, number: u64) -> Result<Arc<FrozenTrial>> {
+        self.trials()?
+            .into_iter()
+            .find(|t| t.number == number)
+            .ok_or_else(|| Error::TrialNotFound(format!("#{number} in study `{}`", self.name())))
+    }
+
+    pub(crate) fn finish(&self, frozen: &FrozenTrial, outcome: Outcome) -> Result<Arc<FrozenTrial>> {
+        let i = &*self.inner;
+        let n = i.directions.len();
+        let (state, values, reason) = match outcome {
+            Outcome::Values(v) => match check_values(&v, n) {
+                Ok(()) => (TrialState::Complete, Some(v), None),
+                Err(e) => {
+                    tracing::warn!(trial = frozen.number, "trial failed: {e}");
+                    (TrialState::Fail, None, Some(e.to_string()))
+                }
+            },
+            Outcome::Pruned => {
+                let last = frozen
+                    .intermediate_values
+                    .values()
+                    .next_back()
+                    .filter(|v| v.len() == n && v.iter().all(|x| !x.is_nan()))
+                    .cloned();
+                (TrialState::Pruned, last, None)
+            }
+            Outcome::Failed(reason) => (TrialState::Fail, None, Some(reason)),
+        };
+        let hook = i
+            .sampler
+            .after_trial(&self.view(), frozen, state, values.as_deref());
+        let won = i.storage.set_trial_state(
+            frozen.id,
+            TrialState::Running,
+            state,
+            values.as_deref(),
+            reason.as_deref(),
+        )?;
+        if !won {
+            let current = i.storage.trial(frozen.id)?;
+            return Err(Error::TrialFinished {
+                number: current.number,
+                state: current.state,
+            });
+        }
+        hook?;
+        i.storage.trial(frozen.id)
+    }
+
+    /// Adds a trial to run first: its `params` are used as given and the rest are sampled.
+    /// Values are checked against the distributions when the objective suggests them.
+    pub fn enqueue_trial<I, K, V>(&self, params: I) -> Result<Arc<FrozenTrial>>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<ParamValue>,
+    {
+        let fixed: BTreeMap<String, ParamValue> = params
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        let mut template = FrozenTrial::new_running(crate::trial::TrialId(0), 0);
+        template.state = TrialState::Waiting;
+        template.datetime_start = None;
+        template
+            .system_attrs
+            .insert(FIXED_PARAMS_ATTR.into(), serde_json::to_value(&fixed)?);
+        self.inner
+            .storage
+            .add_trial(self.inner.id, &template)
+            .map(Arc::new)
+    }
+
+    /// Inserts a finished trial (Complete, Pruned or Fail), e.g. to warm-start from earlier
+    /// results. The record is validated against the study's number of objectives.
+    pub fn add_trial(&self, trial: &FrozenTrial) -> Result<Arc<FrozenTrial>> {
+        if !trial.state.is_finished() {
+            return Err(Error::invalid_argument(
+                "trial",
+                format!(
+                    "add_trial takes finished trials, got a {} one; use enqueue_trial to queue parameters",
+                    trial.state
+                ),
+            ));
+        }
+        trial.validate(self.inner.directions.len())?;
+        self.inner
+            .storage
+            .add_trial(self.inner.id, trial)
+            .map(Arc::new)
+    }
+
+    /// Inserts several finished trials.
+    pub fn add_trials<'a>(&self, trials: impl IntoIterator<Item = &'a FrozenTrial>) -> Result<()> {
+        for t in trials {
+            self.add_trial(t)?;
+        }
+        Ok(())
+    }
+
+    /// All trials, in number order.
+    pub fn trials(&self) -> Result<Vec<Arc<FrozenTrial>>> {
+        self.inner.storage.trials(self.inner.id, None)
+    }
+
+    /// The trials in one of `states`, in number order.
+    pub fn trials_in(&self, states: &[TrialState]) -> Result<Vec<Arc<FrozenTrial>>> {
+        self.inner.storage.trials(self.inner.id, Some(states))
+    }
+
+    fn require_single_objective(&self, what: &str) -> Result<()> {
+        if self.inner.directions.len() == 1 {
+            Ok(())
+        } else {
+            Err(Error::Unsupported(format!(
+                "{what} is defined for one objective, but the study has {}; use best_trials() \
+                 for the Pareto front",
+                self.inner.directions.len()
+            )))
+        }
+    }
+
+    /// The best feasible Complete trial of a single-objective study.
+    pub fn best_trial(&self) -> Result<Arc<FrozenTrial>> {
+        self.require_single_objective("best_trial")?;
+        let complete = self.trials_in(&[TrialState::Complete])?;
+        let best = best_of(complete.iter().map(|t| t.as_ref()), self.inner.directions[0])
+            .map(|b| b.id);
+        match best {
+            Some(id) => self.inner.storage.trial(id),
+            None if complete.is_empty() => Err(Error::NoCompletedTrial("")),
+            None => Err(Error::NoCompletedTrial(
+                " that satisfies its constraints (every constraint value must be <= 0)",
+            )),
+        }
+    }
+
+    /// The best value of a single-objective study.
+    pub fn best_value(&self) -> Result<f64> {
+        self.best_trial()?
+            .value()
+            .ok_or(Error::NoCompletedTrial(""))
+    }
+
+    /// The parameters of the best trial of a single-objective study.
+    pub fn best_params(&self) -> Result<BTreeMap<String, ParamValue>> {
+        Ok(self.best_trial()?.params.clone())
+    }
+
+    /// The Pareto front: the feasible Complete trials no other feasible Complete trial
+    /// dominates. For one objective, every trial sharing the best value.
+    pub fn best_trials(&self) -> Result<Vec<Arc<FrozenTrial>>> {
+        let feasible: Vec<Arc<FrozenTrial>> = self
+            .trials_in(&[TrialState::Complete])?
+            .into_iter()
+            .filter(|t| t.is_feasible())
+            .collect();
+        let points: Vec<&[f64]> = feasible
+            .iter()
+            .map(|t| t.values.as_deref().unwrap_or(&[]))
+            .collect();
+        let front = pareto_front(&points, &self.inner.directions);
+        Ok(front.into_iter().map(|i| feasible[i].clone()).collect())
+    }
+
+    /// Sets a user attribute of the study.
+    pub fn set_user_attr(&self, key: &str, value: impl serde::Serialize) -> Result<()> {
+        let value: Value = serde_json::to_value(value)?;
+        self.inner
+            .storage
+            .set_study_user_attr(self.inner.id, key, &value)
+    }
+}
+
+#[cfg(test)]
+mod tests;

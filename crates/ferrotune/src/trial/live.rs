@@ -1,0 +1,304 @@
+//! `Trial`: the live, define-by-run handle an objective uses.
+
+use super::{FrozenTrial, CONSTRAINT_PREFIX};
+use crate::error::{Error, Result};
+use crate::rng::TrialRng;
+use crate::space::{
+    CategoricalDistribution, Distribution, FloatDistribution, IntDistribution, ParamValue,
+};
+use crate::study::{Study, FIXED_PARAMS_ATTR};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// A distribution that a trial can suggest from, with the Rust type its values come in.
+pub trait Suggest {
+    /// The suggested value's type.
+    type Value;
+    /// The general distribution.
+    fn distribution(&self) -> Distribution;
+    /// Converts the external value to `Self::Value`.
+    fn convert(value: ParamValue) -> Result<Self::Value>;
+}
+
+impl Suggest for FloatDistribution {
+    type Value = f64;
+    fn distribution(&self) -> Distribution {
+        Distribution::Float(self.clone())
+    }
+    fn convert(value: ParamValue) -> Result<f64> {
+        value
+            .as_f64()
+            .ok_or_else(|| Error::Storage(format!("float parameter holds {value}")))
+    }
+}
+
+impl Suggest for IntDistribution {
+    type Value = i64;
+    fn distribution(&self) -> Distribution {
+        Distribution::Int(self.clone())
+    }
+    fn convert(value: ParamValue) -> Result<i64> {
+        value
+            .as_i64()
+            .ok_or_else(|| Error::Storage(format!("int parameter holds {value}")))
+    }
+}
+
+impl Suggest for CategoricalDistribution {
+    type Value = ParamValue;
+    fn distribution(&self) -> Distribution {
+        Distribution::Categorical(self.clone())
+    }
+    fn convert(value: ParamValue) -> Result<ParamValue> {
+        Ok(value)
+    }
+}
+
+impl Suggest for Distribution {
+    type Value = ParamValue;
+    fn distribution(&self) -> Distribution {
+        self.clone()
+    }
+    fn convert(value: ParamValue) -> Result<ParamValue> {
+        Ok(value)
+    }
+}
+
+/// A running trial. The objective suggests parameters through it (define-by-run: the space is
+/// whatever the objective asks for, so conditional parameters are just `if`s), reports
+/// intermediate values, and asks whether to stop early.
+///
+/// Suggesting the same name again returns the same value; suggesting it with a different
+/// distribution is an error.
+pub struct Trial<'s> {
+    study: &'s Study,
+    frozen: FrozenTrial,
+    /// Values proposed jointly by the sampler, computed on the first suggest.
+    relative: Option<BTreeMap<String, f64>>,
+    relative_space: crate::sampler::SearchSpace,
+}
+
+impl<'s> Trial<'s> {
+    pub(crate) fn new(study: &'s Study, frozen: FrozenTrial) -> Self {
+        Trial {
+            study,
+            frozen,
+            relative: None,
+            relative_space: Default::default(),
+        }
+    }
+
+    /// The trial's number in its study.
+    pub fn number(&self) -> u64 {
+        self.frozen.number
+    }
+
+    /// The trial's record as it is now (parameters, reports and attributes so far).
+    pub fn frozen(&self) -> &FrozenTrial {
+        &self.frozen
+    }
+
+    /// The study this trial belongs to.
+    pub fn study(&self) -> &'s Study {
+        self.study
+    }
+
+    /// Suggests a value from any distribution: the typed entry for everything the helpers do
+    /// not cover (`FloatDistribution::log_uniform(1e-5, 1e-1)?`, stepped ranges…).
+    pub fn suggest<D: Suggest>(&mut self, name: &str, distribution: D) -> Result<D::Value> {
+        let value = self.suggest_distribution(name, &distribution.distribution())?;
+        D::convert(value)
+    }
+
+    /// A float in `[low, high]`, uniformly.
+    pub fn suggest_float(&mut self, name: &str, low: f64, high: f64) -> Result<f64> {
+        self.suggest(name, FloatDistribution::uniform(low, high)?)
+    }
+
+    /// A float in `[low, high]`, log-uniformly (`low > 0`).
+    pub fn suggest_float_log(&mut self, name: &str, low: f64, high: f64) -> Result<f64> {
+        self.suggest(name, FloatDistribution::log_uniform(low, high)?)
+    }
+
+    /// An integer in `[low, high]`, uniformly.
+    pub fn suggest_int(&mut self, name: &str, low: i64, high: i64) -> Result<i64> {
+        self.suggest(name, IntDistribution::range(low, high)?)
+    }
+
+    /// An integer in `[low, high]`, log-uniformly (`low >= 1`).
+    pub fn suggest_int_log(&mut self, name: &str, low: i64, high: i64) -> Result<i64> {
+        self.suggest(name, IntDistribution::log_range(low, high)?)
+    }
+
+    /// One of `choices`, returned as the caller's own type.
+    pub fn suggest_categorical<T>(&mut self, name: &str, choices: &[T]) -> Result<T>
+    where
+        T: Clone + Into<ParamValue>,
+    {
+        let dist = CategoricalDistribution::new(choices.iter().cloned().map(Into::into))?;
+        let value = self.suggest_distribution(name, &Distribution::Categorical(dist.clone()))?;
+        let index = dist
+            .index_of(&value)
+            .ok_or_else(|| Error::Storage(format!("categorical `{name}` holds {value}")))?;
+        Ok(choices[index].clone())
+    }
+
+    fn suggest_distribution(&mut self, name: &str, dist: &Distribution) -> Result<ParamValue> {
+        if let Some(existing) = self.frozen.distributions.get(name) {
+            if existing != dist {
+                return Err(Error::IncompatibleDistribution {
+                    name: name.to_owned(),
+                    first: existing.to_string(),
+                    second: dist.to_string(),
+                });
+            }
+            if let Some(v) = self.frozen.params.get(name) {
+                return Ok(v.clone());
+            }
+        }
+        let internal = self.propose(name, dist)?;
+        let value = dist.to_external(internal).map_err(|_| {
+            Error::Storage(format!(
+                "the sampler proposed {internal} for `{name}`, outside {dist} (a sampler bug)"
+            ))
+        })?;
+        self.study
+            .inner()
+            .storage
+            .set_trial_param(self.frozen.id, name, internal, dist)?;
+        self.frozen.distributions.insert(name.to_owned(), dist.clone());
+        self.frozen.params.insert(name.to_owned(), value.clone());
+        Ok(value)
+    }
+
+    /// The internal value for a new parameter: an enqueued fixed value, the single value of a
+    /// one-point distribution, the sampler's joint proposal, or its independent one.
+    fn propose(&mut self, name: &str, dist: &Distribution) -> Result<f64> {
+        if let Some(fixed) = self
+            .frozen
+            .system_attrs
+            .get(FIXED_PARAMS_ATTR)
+            .and_then(|f| f.get(name))
+        {
+            let value: ParamValue = serde_json::from_value(fixed.clone())?;
+            return dist.to_internal(&value).map_err(|_| {
+                Error::invalid_argument(
+                    "enqueue_trial",
+                    format!(
+                        "the enqueued value {value} of `{name}` is outside the suggested {dist}"
+                    ),
+                )
+            });
+        }
+        if dist.is_single() {
+            return Ok(dist.low_internal());
+        }
+        let inner = self.study.inner();
+        let view = self.study.view();
+        let seed = inner.config.seed;
+        if self.relative.is_none() {
+            self.relative_space = inner
+                .sampler
+                .infer_relative_search_space(&view, &self.frozen)?;
+            let proposed = if self.relative_space.is_empty() {
+                BTreeMap::new()
+            } else {
+                let mut rng = TrialRng::for_trial(seed, self.frozen.number, "relative");
+                inner
+                    .sampler
+                    .sample_relative(&view, &self.frozen, &self.relative_space, &mut rng)?
+            };
+            self.relative = Some(proposed);
+        }
+        if let Some(&v) = self.relative.as_ref().and_then(|r| r.get(name)) {
+            if self.relative_space.get(name) == Some(dist) && dist.contains(v) {
+                return Ok(v);
+            }
+        }
+        let mut rng = TrialRng::for_trial(seed, self.frozen.number, name);
+        inner
+            .sampler
+            .sample_independent(&view, &self.frozen, name, dist, &mut rng)
+    }
+
+    /// Reports the objective's intermediate value at `step` (an epoch, say), for pruning and
+    /// for plots. A second report for the same step is ignored with a warning.
+    pub fn report(&mut self, step: u64, value: f64) -> Result<()> {
+        self.report_values(step, &[value])
+    }
+
+    /// Reports one intermediate value per objective at `step`.
+    pub fn report_values(&mut self, step: u64, values: &[f64]) -> Result<()> {
+        let n = self.study.directions().len();
+        if values.len() != n {
+            return Err(Error::InvalidValues(format!(
+                "the study has {n} objective(s) but {} intermediate value(s) were reported",
+                values.len()
+            )));
+        }
+        if self.frozen.intermediate_values.contains_key(&step) {
+            tracing::warn!(
+                trial = self.frozen.number,
+                step,
+                "step was already reported; the new value is ignored"
+            );
+            return Ok(());
+        }
+        self.study
+            .inner()
+            .storage
+            .set_trial_intermediate_value(self.frozen.id, step, values)?;
+        self.frozen
+            .intermediate_values
+            .insert(step, values.to_vec());
+        Ok(())
+    }
+
+    /// Whether the study's pruner says to stop this trial now. When it says yes, return
+    /// `Err(TrialError::Pruned)` from the objective.
+    pub fn should_prune(&self) -> Result<bool> {
+        let inner = self.study.inner();
+        inner.pruner.prune(&self.study.view(), &self.frozen)
+    }
+
+    /// Records a constraint value; the trial is feasible when every constraint is ≤ 0 (Optuna
+    /// 5.0's rule). A constraint is written once: a second value for the same name is ignored
+    /// with a warning.
+    pub fn set_constraint(&mut self, name: &str, value: f64) -> Result<()> {
+        if value.is_nan() {
+            return Err(Error::InvalidValues(format!(
+                "constraint `{name}` is NaN; constraints must be numbers (<= 0 means satisfied)"
+            )));
+        }
+        let key = format!("{CONSTRAINT_PREFIX}{name}");
+        if self.frozen.system_attrs.contains_key(&key) {
+            tracing::warn!(
+                trial = self.frozen.number,
+                constraint = name,
+                "constraint already set; the new value is ignored"
+            );
+            return Ok(());
+        }
+        self.set_system_attr(&key, Value::from(value))
+    }
+
+    /// Sets a user attribute (any JSON-serializable value).
+    pub fn set_user_attr(&mut self, key: &str, value: impl serde::Serialize) -> Result<()> {
+        let value = serde_json::to_value(value)?;
+        self.study
+            .inner()
+            .storage
+            .set_trial_user_attr(self.frozen.id, key, &value)?;
+        self.frozen.user_attrs.insert(key.to_owned(), value);
+        Ok(())
+    }
+
+    pub(crate) fn set_system_attr(&mut self, key: &str, value: Value) -> Result<()> {
+        self.study
+            .inner()
+            .storage
+            .set_trial_system_attr(self.frozen.id, key, &value)?;
+        self.frozen.system_attrs.insert(key.to_owned(), value);
+        Ok(())
+    }
+}
