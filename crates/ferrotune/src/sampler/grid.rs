@@ -240,6 +240,43 @@ mod tests {
     }
 
     #[test]
+    fn passes_the_sampler_suite() {
+        crate::sampler::conformance::run_all(|| crate::sampler::SamplerSpec::Grid {
+            grid: crate::sampler::conformance::suite_grid(),
+        });
+    }
+
+    #[test]
+    fn every_point_once_then_the_study_stops() {
+        use crate::{Optimize, Study, Trial, TrialError};
+        let mut g = BTreeMap::new();
+        g.insert("a".to_owned(), (0..4).map(ParamValue::Int).collect());
+        g.insert("b".to_owned(), (0..5).map(ParamValue::Int).collect());
+        let study = Study::builder()
+            .sampler(crate::SamplerSpec::Grid { grid: g })
+            .seed(5)
+            .build()
+            .unwrap();
+        let objective = |t: &mut Trial| -> Result<f64, TrialError> {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            Ok((t.suggest_int("a", 0, 3)? * 10 + t.suggest_int("b", 0, 4)?) as f64)
+        };
+        // Four threads and room for 100 trials: the grid's 20 points end the study.
+        study
+            .optimize(objective, Optimize::trials(100).jobs(4))
+            .unwrap();
+        let complete = study.trials_in(&[TrialState::Complete]).unwrap();
+        let mut values: Vec<i64> = complete.iter().map(|t| t.value().unwrap() as i64).collect();
+        values.sort_unstable();
+        let expected: Vec<i64> = (0..4).flat_map(|a| (0..5).map(move |b| a * 10 + b)).collect();
+        assert_eq!(values, expected, "each grid point exactly once");
+        // A later call finds the grid used up and creates no trial.
+        let before = study.trials().unwrap().len();
+        study.optimize(objective, Optimize::trials(5)).unwrap();
+        assert_eq!(study.trials().unwrap().len(), before);
+    }
+
+    #[test]
     fn empty_lists_are_rejected_with_the_name() {
         let mut g = BTreeMap::new();
         g.insert("lr".to_owned(), vec![]);

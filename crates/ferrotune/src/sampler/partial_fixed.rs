@@ -84,3 +84,28 @@ impl Sampler for PartialFixedSampler {
         self.base.after_trial(study, trial, state, values)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::sampler::conformance;
+    use crate::{ParamValue, SamplerSpec};
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn passes_the_sampler_suite_and_fixes_its_parameters() {
+        let mut fixed = BTreeMap::new();
+        fixed.insert("k".to_owned(), ParamValue::Int(4));
+        let spec = SamplerSpec::PartialFixed {
+            fixed,
+            base: Box::new(SamplerSpec::Random),
+        };
+        conformance::run_all(|| spec.clone());
+        let study = crate::Study::builder().sampler(spec).seed(1).build().unwrap();
+        study
+            .optimize(conformance::suite_objective, crate::Optimize::trials(20))
+            .unwrap();
+        for t in study.trials().unwrap() {
+            assert_eq!(t.params["k"], ParamValue::Int(4));
+        }
+    }
+}

@@ -35,7 +35,6 @@ impl Sampler for RandomSampler {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::sampler::conformance;
 
     #[test]

@@ -1,0 +1,355 @@
+//! The storage conformance suite: the behaviour every [`Storage`] backend must show. Backends
+//! outside this crate enable the `conformance` feature and call [`run_all`] from a test with a
+//! function that makes a fresh, empty storage.
+//!
+//! Each check panics with a message naming the broken rule.
+
+use super::{Storage, StudyId};
+use crate::error::Error;
+use crate::space::{Distribution, FloatDistribution, IntDistribution, ParamValue};
+use crate::study::Direction;
+use crate::trial::{FrozenTrial, TrialId, TrialState};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+/// Runs every check, each on a fresh storage from `make`.
+pub fn run_all<S: Storage + 'static>(make: impl Fn() -> S) {
+    studies_are_created_found_listed_and_deleted(&make());
+    study_attributes_and_first_writer_wins(&make());
+    trial_numbers_are_dense_and_capped(&make());
+    params_intermediates_and_attrs_round_trip(&make());
+    state_changes_are_compare_and_set(&make());
+    finished_trials_are_immutable(&make());
+    snapshots_do_not_alias_later_writes(&make());
+    added_and_waiting_trials(&make());
+    concurrent_workers_never_lose_or_duplicate(Arc::new(make()));
+    concurrent_claims_and_first_writer_wins(Arc::new(make()));
+}
+
+fn new_study(s: &dyn Storage, name: &str) -> StudyId {
+    s.create_study(name, &[Direction::Minimize], &BTreeMap::new())
+        .expect("create_study")
+}
+
+fn float01() -> Distribution {
+    FloatDistribution::uniform(0.0, 1.0).expect("valid").into()
+}
+
+/// Create, find by name and id, list, reject duplicates, delete.
+pub fn studies_are_created_found_listed_and_deleted(s: &dyn Storage) {
+    let mut attrs = BTreeMap::new();
+    attrs.insert("k".to_owned(), json!({"a": 1}));
+    let a = s
+        .create_study("a", &[Direction::Minimize, Direction::Maximize], &attrs)
+        .expect("create a");
+    let b = new_study(s, "b");
+    assert_ne!(a, b, "study ids must differ");
+    let found = s.study_by_name("a").expect("find a");
+    assert_eq!(found.id, a);
+    assert_eq!(found.directions, vec![Direction::Minimize, Direction::Maximize]);
+    assert_eq!(found.system_attrs.get("k"), Some(&json!({"a": 1})));
+    assert_eq!(s.study(b).expect("by id").name, "b");
+    assert!(
+        matches!(
+            s.create_study("a", &[Direction::Minimize], &BTreeMap::new()),
+            Err(Error::DuplicateStudy(_))
+        ),
+        "a duplicate name must be rejected"
+    );
+    let names: Vec<String> = s
+        .studies()
+        .expect("list")
+        .into_iter()
+        .map(|st| st.name)
+        .collect();
+    assert_eq!(names, vec!["a", "b"], "studies listed in creation order");
+    s.create_trial(a, None).expect("trial");
+    s.delete_study(a).expect("delete");
+    assert!(matches!(s.study_by_name("a"), Err(Error::StudyNotFound(_))));
+    assert!(s.study(a).is_err(), "deleted study must be gone by id");
+    assert_eq!(s.studies().expect("list").len(), 1);
+}
+
+/// User and system attributes; `set_study_system_attr_if_absent` keeps the first value.
+pub fn study_attributes_and_first_writer_wins(s: &dyn Storage) {
+    let id = new_study(s, "attrs");
+    s.set_study_user_attr(id, "note", &json!("hello")).expect("user attr");
+    s.set_study_system_attr(id, "x", &json!(1)).expect("sys attr");
+    s.set_study_system_attr(id, "x", &json!(2)).expect("overwrite");
+    let first = s
+        .set_study_system_attr_if_absent(id, "once", &json!("first"))
+        .expect("if absent");
+    let second = s
+        .set_study_system_attr_if_absent(id, "once", &json!("second"))
+        .expect("if absent again");
+    assert_eq!(first, json!("first"));
+    assert_eq!(second, json!("first"), "the first writer must win");
+    let st = s.study(id).expect("study");
+    assert_eq!(st.user_attrs.get("note"), Some(&json!("hello")));
+    assert_eq!(st.system_attrs.get("x"), Some(&json!(2)));
+    assert_eq!(
+        s.study_system_attr(id, "once").expect("read"),
+        Some(json!("first"))
+    );
+    assert_eq!(s.study_system_attr(id, "missing").expect("read"), None);
+}
+
+/// Numbers are 0, 1, 2… per study; `max_trials` caps creation.
+pub fn trial_numbers_are_dense_and_capped(s: &dyn Storage) {
+    let a = new_study(s, "a");
+    let b = new_study(s, "b");
+    let mut ids = HashSet::new();
+    for expected in 0..5 {
+        let t = s.create_trial(a, None).expect("create").expect("uncapped");
+        assert_eq!(t.number, expected, "numbers must be dense per study");
+        assert_eq!(t.state, TrialState::Running);
+        assert!(t.datetime_start.is_some());
+        assert!(ids.insert(t.id), "trial ids must be unique");
+    }
+    let tb = s.create_trial(b, None).expect("create").expect("uncapped");
+    assert_eq!(tb.number, 0, "each study numbers from 0");
+    assert!(ids.insert(tb.id));
+    assert!(s.create_trial(a, Some(6)).expect("create").is_some());
+    assert!(
+        s.create_trial(a, Some(6)).expect("create").is_none(),
+        "max_trials must cap creation"
+    );
+    assert_eq!(s.n_trials(a, None).expect("count"), 6);
+}
+
+/// Params with distributions, intermediate values per step and objective, attributes.
+pub fn params_intermediates_and_attrs_round_trip(s: &dyn Storage) {
+    let id = new_study(s, "rt");
+    let t = s.create_trial(id, None).expect("create").expect("uncapped");
+    let lr: Distribution = FloatDistribution::log_uniform(1e-5, 1e-1).expect("valid").into();
+    let layers: Distribution = IntDistribution::range(1, 8).expect("valid").into();
+    let opt: Distribution = crate::space::CategoricalDistribution::new(["adam", "sgd"])
+        .expect("valid")
+        .into();
+    s.set_trial_param(t.id, "lr", 0.001, &lr).expect("param");
+    s.set_trial_param(t.id, "layers", 3.0, &layers).expect("param");
+    s.set_trial_param(t.id, "opt", 1.0, &opt).expect("param");
+    assert!(
+        matches!(
+            s.set_trial_param(t.id, "lr", 0.5, &float01()),
+            Err(Error::IncompatibleDistribution { .. })
+        ),
+        "a second distribution for one name must be rejected"
+    );
+    s.set_trial_intermediate_value(t.id, 0, &[0.9]).expect("report");
+    s.set_trial_intermediate_value(t.id, 5, &[0.5]).expect("report");
+    s.set_trial_intermediate_value(t.id, 5, &[0.4]).expect("overwrite");
+    s.set_trial_user_attr(t.id, "u", &json!([1, 2])).expect("attr");
+    s.set_trial_system_attr(t.id, "s", &json!({"k": true})).expect("attr");
+    let back = s.trial(t.id).expect("read");
+    assert_eq!(back.params.get("lr"), Some(&ParamValue::Float(0.001)));
+    assert_eq!(back.params.get("layers"), Some(&ParamValue::Int(3)));
+    assert_eq!(back.params.get("opt"), Some(&ParamValue::from("sgd")));
+    assert_eq!(back.distributions.get("lr"), Some(&lr));
+    assert_eq!(back.internal_param("opt"), Some(1.0));
+    assert_eq!(back.intermediate_values.get(&0), Some(&vec![0.9]));
+    assert_eq!(back.intermediate_values.get(&5), Some(&vec![0.4]));
+    assert_eq!(back.last_step(), Some(5));
+    assert_eq!(back.user_attrs.get("u"), Some(&json!([1, 2])));
+    assert_eq!(back.system_attrs.get("s"), Some(&json!({"k": true})));
+
+    let s2 = new_study_multi(s);
+    let t2 = s.create_trial(s2, None).expect("create").expect("uncapped");
+    s.set_trial_intermediate_value(t2.id, 1, &[0.1, 7.0])
+        .expect("report per objective");
+    assert_eq!(
+        s.trial(t2.id).expect("read").intermediate_values.get(&1),
+        Some(&vec![0.1, 7.0])
+    );
+}
+
+fn new_study_multi(s: &dyn Storage) -> StudyId {
+    s.create_study(
+        "multi",
+        &[Direction::Minimize, Direction::Maximize],
+        &BTreeMap::new(),
+    )
+    .expect("create")
+}
+
+/// Leaving Running is a compare-and-set that tells the caller whether it won.
+pub fn state_changes_are_compare_and_set(s: &dyn Storage) {
+    let id = new_study(s, "cas");
+    let t = s.create_trial(id, None).expect("create").expect("uncapped");
+    assert!(s
+        .set_trial_state(t.id, TrialState::Running, TrialState::Complete, Some(&[1.5]), None)
+        .expect("finish"));
+    assert!(
+        !s.set_trial_state(t.id, TrialState::Running, TrialState::Fail, None, Some("late"))
+            .expect("second finish"),
+        "a second finisher must lose"
+    );
+    let back = s.trial(t.id).expect("read");
+    assert_eq!(back.state, TrialState::Complete);
+    assert_eq!(back.values, Some(vec![1.5]));
+    assert!(back.datetime_complete.is_some());
+    assert_eq!(back.fail_reason, None);
+
+    let f = s.create_trial(id, None).expect("create").expect("uncapped");
+    assert!(s
+        .set_trial_state(f.id, TrialState::Running, TrialState::Fail, None, Some("boom"))
+        .expect("fail"));
+    assert_eq!(s.trial(f.id).expect("read").fail_reason.as_deref(), Some("boom"));
+
+    let by_state = s
+        .trials(id, Some(&[TrialState::Fail]))
+        .expect("filter");
+    assert_eq!(by_state.len(), 1);
+    assert_eq!(by_state[0].number, 1);
+    assert_eq!(s.n_trials(id, Some(&[TrialState::Complete])).expect("count"), 1);
+}
+
+/// Writing to a finished trial is an error and changes nothing.
+pub fn finished_trials_are_immutable(s: &dyn Storage) {
+    let id = new_study(s, "imm");
+    let t = s.create_trial(id, None).expect("create").expect("uncapped");
+    s.set_trial_state(t.id, TrialState::Running, TrialState::Pruned, None, None)
+        .expect("prune");
+    let finished = |r: crate::Result<()>| matches!(r, Err(Error::TrialFinished { .. }));
+    assert!(finished(s.set_trial_param(t.id, "x", 0.5, &float01())));
+    assert!(finished(s.set_trial_intermediate_value(t.id, 1, &[1.0])));
+    assert!(finished(s.set_trial_user_attr(t.id, "k", &Value::Null)));
+    assert!(finished(s.set_trial_system_attr(t.id, "k", &Value::Null)));
+    let back = s.trial(t.id).expect("read");
+    assert!(back.params.is_empty() && back.user_attrs.is_empty());
+    assert!(matches!(
+        s.trial(TrialId(u64::MAX)),
+        Err(Error::TrialNotFound(_))
+    ));
+}
+
+/// A snapshot read before a write does not see it.
+pub fn snapshots_do_not_alias_later_writes(s: &dyn Storage) {
+    let id = new_study(s, "snap");
+    let t = s.create_trial(id, None).expect("create").expect("uncapped");
+    let before = s.trials(id, None).expect("snapshot");
+    let single = s.trial(t.id).expect("read");
+    s.set_trial_param(t.id, "x", 0.25, &float01()).expect("param");
+    s.set_trial_state(t.id, TrialState::Running, TrialState::Complete, Some(&[0.0]), None)
+        .expect("finish");
+    assert!(before[0].params.is_empty(), "snapshot changed by a later write");
+    assert_eq!(before[0].state, TrialState::Running);
+    assert_eq!(single.state, TrialState::Running);
+    assert_eq!(s.trial(t.id).expect("read").state, TrialState::Complete);
+}
+
+/// `add_trial` copies a template with a new number; Waiting trials are claimed once.
+pub fn added_and_waiting_trials(s: &dyn Storage) {
+    let id = new_study(s, "add");
+    s.create_trial(id, None).expect("create");
+    let mut done = FrozenTrial::completed(
+        [("x".to_owned(), float01(), ParamValue::Float(0.5))],
+        vec![3.0],
+    );
+    done.intermediate_values.insert(2, vec![4.0]);
+    done.user_attrs.insert("src".into(), json!("warm"));
+    let added = s.add_trial(id, &done).expect("add");
+    assert_eq!(added.number, 1);
+    let back = s.trial(added.id).expect("read");
+    assert_eq!(back.state, TrialState::Complete);
+    assert_eq!(back.values, Some(vec![3.0]));
+    assert_eq!(back.params.get("x"), Some(&ParamValue::Float(0.5)));
+    assert_eq!(back.intermediate_values.get(&2), Some(&vec![4.0]));
+    assert_eq!(back.user_attrs.get("src"), Some(&json!("warm")));
+
+    let mut waiting = FrozenTrial::new_running(TrialId(0), 0);
+    waiting.state = TrialState::Waiting;
+    waiting.system_attrs.insert("fixed_params".into(), json!({"x": 0.1}));
+    let w = s.add_trial(id, &waiting).expect("enqueue");
+    assert_eq!(w.state, TrialState::Waiting);
+    let claimed = s.claim_waiting_trial(id).expect("claim").expect("one waiting");
+    assert_eq!(claimed.id, w.id);
+    assert_eq!(claimed.state, TrialState::Running);
+    assert_eq!(
+        claimed.system_attrs.get("fixed_params"),
+        Some(&json!({"x": 0.1}))
+    );
+    assert!(s.claim_waiting_trial(id).expect("claim").is_none());
+}
+
+/// Many threads creating, writing and finishing trials at once: every number exactly once,
+/// every value and report present, no trial finished twice.
+pub fn concurrent_workers_never_lose_or_duplicate<S: Storage + 'static>(s: Arc<S>) {
+    const THREADS: u64 = 8;
+    const PER_THREAD: u64 = 50;
+    let id = new_study(&*s, "race");
+    let wins = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for w in 0..THREADS {
+            let s = &s;
+            let wins = &wins;
+            scope.spawn(move || {
+                for _ in 0..PER_THREAD {
+                    let t = s.create_trial(id, None).expect("create").expect("uncapped");
+                    let x = t.number as f64 / 1000.0;
+                    s.set_trial_param(t.id, "x", x, &float01()).expect("param");
+                    s.set_trial_intermediate_value(t.id, 0, &[x]).expect("report");
+                    s.set_trial_user_attr(t.id, "worker", &json!(w)).expect("attr");
+                    // Two finishers race for every trial: exactly one may win.
+                    let a = s
+                        .set_trial_state(t.id, TrialState::Running, TrialState::Complete, Some(&[x]), None)
+                        .expect("finish");
+                    let b = s
+                        .set_trial_state(t.id, TrialState::Running, TrialState::Fail, None, Some("dup"))
+                        .expect("finish again");
+                    assert!(a && !b, "exactly one finisher must win");
+                    wins.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    let trials = s.trials(id, None).expect("read");
+    let n = THREADS * PER_THREAD;
+    assert_eq!(trials.len() as u64, n);
+    assert_eq!(wins.into_inner(), n);
+    let numbers: Vec<u64> = trials.iter().map(|t| t.number).collect();
+    assert_eq!(numbers, (0..n).collect::<Vec<_>>(), "numbers 0..n exactly once, in order");
+    for t in &trials {
+        let x = t.number as f64 / 1000.0;
+        assert_eq!(t.state, TrialState::Complete);
+        assert_eq!(t.values.as_deref(), Some(&[x][..]));
+        assert_eq!(t.intermediate_values.get(&0), Some(&vec![x]));
+        assert_eq!(t.params.get("x"), Some(&ParamValue::Float(x)));
+    }
+}
+
+/// Threads claiming the same Waiting trials and racing on one first-writer-wins key.
+pub fn concurrent_claims_and_first_writer_wins<S: Storage + 'static>(s: Arc<S>) {
+    const WAITING: usize = 40;
+    let id = new_study(&*s, "claims");
+    let mut template = FrozenTrial::new_running(TrialId(0), 0);
+    template.state = TrialState::Waiting;
+    for _ in 0..WAITING {
+        s.add_trial(id, &template).expect("enqueue");
+    }
+    let claimed = std::sync::Mutex::new(Vec::new());
+    let winners = std::sync::Mutex::new(HashSet::new());
+    std::thread::scope(|scope| {
+        for w in 0..8u64 {
+            let (s, claimed, winners) = (&s, &claimed, &winners);
+            scope.spawn(move || {
+                let won = s
+                    .set_study_system_attr_if_absent(id, "leader", &json!(w))
+                    .expect("if absent");
+                winners.lock().expect("lock").insert(won.to_string());
+                while let Some(t) = s.claim_waiting_trial(id).expect("claim") {
+                    claimed.lock().expect("lock").push(t.number);
+                }
+            });
+        }
+    });
+    let mut claimed = claimed.into_inner().expect("lock");
+    claimed.sort_unstable();
+    assert_eq!(
+        claimed,
+        (0..WAITING as u64).collect::<Vec<_>>(),
+        "every waiting trial claimed exactly once"
+    );
+    assert_eq!(winners.into_inner().expect("lock").len(), 1, "one winner for all");
+}

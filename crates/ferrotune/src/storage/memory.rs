@@ -6,7 +6,7 @@ use crate::space::Distribution;
 use crate::study::Direction;
 use crate::trial::{FrozenTrial, TrialId, TrialState};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::SystemTime;
 
@@ -32,6 +32,8 @@ struct Inner {
 struct StudyRecord {
     study: FrozenStudy,
     trials: Vec<Arc<FrozenTrial>>,
+    /// Numbers of the Waiting trials, so claiming one does not scan the study.
+    waiting: BTreeSet<usize>,
 }
 
 impl InMemoryStorage {
@@ -94,6 +96,9 @@ impl Inner {
         trial.id = id;
         trial.number = record.trials.len() as u64;
         let index = record.trials.len();
+        if trial.state == TrialState::Waiting {
+            record.waiting.insert(index);
+        }
         record.trials.push(Arc::new(trial.clone()));
         self.locations.insert(id, (study, index));
         self.next_trial += 1;
@@ -126,6 +131,7 @@ impl Storage for InMemoryStorage {
                     created: SystemTime::now(),
                 },
                 trials: Vec::new(),
+                waiting: BTreeSet::new(),
             },
         );
         Ok(id)
@@ -278,6 +284,12 @@ impl Storage for InMemoryStorage {
         if current != expected {
             return Ok(false);
         }
+        let (study, index) = inner.locations[&trial];
+        let waiting = &mut inner.study_mut(study)?.waiting;
+        waiting.remove(&index);
+        if new == TrialState::Waiting {
+            waiting.insert(index);
+        }
         let t = inner.live_trial_mut(trial)?;
         t.state = new;
         if let Some(v) = values {
@@ -315,6 +327,18 @@ impl Storage for InMemoryStorage {
                 .cloned()
                 .collect(),
         })
+    }
+
+    fn claim_waiting_trial(&self, study: StudyId) -> Result<Option<Arc<FrozenTrial>>> {
+        let mut inner = self.write();
+        let Some(index) = inner.study_mut(study)?.waiting.pop_first() else {
+            return Ok(None);
+        };
+        let record = inner.study_mut(study)?;
+        let t = Arc::make_mut(&mut record.trials[index]);
+        t.state = TrialState::Running;
+        t.datetime_start = Some(SystemTime::now());
+        Ok(Some(record.trials[index].clone()))
     }
 
     fn n_trials(&self, study: StudyId, states: Option<&[TrialState]>) -> Result<u64> {
