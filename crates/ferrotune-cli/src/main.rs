@@ -1,0 +1,116 @@
+//! The `ferrotune` command line.
+
+mod space_file;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Hyperparameter optimization from the shell.
+#[derive(Parser, Debug)]
+#[command(name = "ferrotune", version, about)]
+struct Cli {
+    /// Log level (error, warn, info, debug, trace); RUST_LOG overrides it.
+    #[arg(long, global = true, default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Search-space files.
+    Space {
+        #[command(subcommand)]
+        command: SpaceCommand,
+    },
+    /// Print the JSON spec of every sampler, with its defaults.
+    Samplers,
+    /// Print the JSON spec of every pruner, with its defaults.
+    Pruners,
+}
+
+#[derive(Subcommand, Debug)]
+enum SpaceCommand {
+    /// Validate a JSON search-space file (`{"lr": {"type": "float", …}, …}`) and print it.
+    Check {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Space {
+            command: SpaceCommand::Check { file },
+        } => {
+            let space = space_file::load(&file)?;
+            for (name, dist) in &space {
+                let size = dist
+                    .cardinality()
+                    .map_or_else(|| "continuous".to_owned(), |n| format!("{n} values"));
+                println!("{name:<24} {dist}  ({size})");
+            }
+            println!("{} parameter(s), valid", space.len());
+        }
+        Command::Samplers => {
+            let specs = [
+                ferrotune::SamplerSpec::Random,
+                ferrotune::SamplerSpec::Qmc {
+                    kind: ferrotune::sampler::QmcKind::Sobol,
+                    scramble: true,
+                },
+            ];
+            for spec in specs {
+                println!("{}", serde_json::to_string(&spec).context("serialize spec")?);
+            }
+            println!(r#"{{"type":"grid","grid":{{"lr":[0.1,0.01],"layers":[1,2,3]}}}}"#);
+            println!(
+                r#"{{"type":"partial_fixed","fixed":{{"lr":0.01}},"base":{{"type":"random"}}}}"#
+            );
+        }
+        Command::Pruners => {
+            let specs = [
+                ferrotune::PrunerSpec::Nop,
+                ferrotune::PrunerSpec::median(),
+            ];
+            for spec in specs {
+                println!("{}", serde_json::to_string(&spec).context("serialize spec")?);
+            }
+            println!(
+                r#"{{"type":"percentile","percentile":25.0,"n_startup_trials":5,"n_warmup_steps":0,"interval_steps":1,"n_min_trials":1}}"#
+            );
+            println!(r#"{{"type":"threshold","lower":null,"upper":1.0,"n_warmup_steps":0,"interval_steps":1}}"#);
+            println!(r#"{{"type":"patient","patience":3,"min_delta":0.0,"wrapped":{{"type":"median"}}}}"#);
+        }
+    }
+    Ok(())
+}
