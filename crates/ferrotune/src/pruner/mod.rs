@@ -56,3 +56,103 @@ pub(crate) fn is_first_in_interval(
         Some((&previous, _)) => previous < lower,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::study::{Direction, Study};
+    use crate::trial::TrialId;
+
+    /// A running trial record with a report at each of `steps`.
+    fn reported_at(steps: &[u64]) -> FrozenTrial {
+        let mut t = FrozenTrial::new_running(TrialId(0), 0);
+        for &s in steps {
+            t.intermediate_values.insert(s, vec![1.0]);
+        }
+        t
+    }
+
+    #[test]
+    fn first_report_is_always_first_in_its_interval() {
+        assert!(is_first_in_interval(&reported_at(&[0]), 0, 0, 1));
+        assert!(is_first_in_interval(&reported_at(&[3]), 3, 0, 5));
+        assert!(is_first_in_interval(&reported_at(&[7]), 7, 5, 3));
+    }
+
+    #[test]
+    fn every_step_is_checked_with_interval_one() {
+        let t = reported_at(&[0, 1, 2, 3]);
+        for step in 1..=3 {
+            assert!(is_first_in_interval(&t, step, 0, 1), "step {step}");
+        }
+    }
+
+    #[test]
+    fn only_the_first_report_of_each_interval_is_checked() {
+        // Interval 3 from step 0: pruning steps 0, 3, 6, …
+        let t = reported_at(&[0, 1, 2, 3, 4, 5, 6]);
+        let checked: Vec<u64> = (1..=6)
+            .filter(|&s| is_first_in_interval(&t, s, 0, 3))
+            .collect();
+        assert_eq!(checked, vec![3, 6]);
+    }
+
+    #[test]
+    fn intervals_start_at_the_warmup() {
+        // Warm-up 5, interval 3: pruning steps 5, 8, 11, …
+        let t = reported_at(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+        let checked: Vec<u64> = (5..=11)
+            .filter(|&s| is_first_in_interval(&t, s, 5, 3))
+            .collect();
+        assert_eq!(checked, vec![5, 8, 11]);
+    }
+
+    #[test]
+    fn a_skipped_pruning_step_is_caught_by_the_next_report() {
+        // Reports at 0 and 7 with warm-up 5, interval 3: 7 is the first report at or after 5.
+        assert!(is_first_in_interval(&reported_at(&[0, 7]), 7, 5, 3));
+        // Reports at 6 and 7: 6 already was the first report of the interval starting at 5.
+        assert!(!is_first_in_interval(&reported_at(&[6, 7]), 7, 5, 3));
+        // Reports every 10 steps with interval 3: each one opens a new interval.
+        let t = reported_at(&[0, 10, 20, 30]);
+        assert!(is_first_in_interval(&t, 10, 0, 3));
+        assert!(is_first_in_interval(&t, 30, 0, 3));
+        // Reports at 10 and 11 with interval 3: 10 ∈ [9, 12) came first.
+        assert!(!is_first_in_interval(&reported_at(&[10, 11]), 11, 0, 3));
+        assert!(is_first_in_interval(&reported_at(&[11, 12]), 12, 0, 3));
+    }
+
+    #[test]
+    fn interval_zero_is_treated_as_one() {
+        let t = reported_at(&[0, 1, 2]);
+        assert!(is_first_in_interval(&t, 2, 0, 0));
+    }
+
+    #[test]
+    fn single_objective_is_required() -> Result<()> {
+        let single = Study::builder().pruner(PrunerSpec::Nop).seed(1).build()?;
+        assert!(require_single_objective(&single.view(), "X").is_ok());
+        let multi = Study::builder()
+            .directions(vec![Direction::Minimize, Direction::Maximize])
+            .pruner(PrunerSpec::Nop)
+            .seed(1)
+            .build()?;
+        match require_single_objective(&multi.view(), "SomePruner") {
+            Err(Error::Unsupported(msg)) => {
+                assert!(msg.contains("SomePruner"), "{msg}");
+                assert!(msg.contains('2'), "{msg}");
+            }
+            other => panic!("expected Unsupported, got {other:?}"),
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn nop_never_prunes() -> Result<()> {
+        let study = Study::builder().pruner(PrunerSpec::Nop).seed(1).build()?;
+        let mut t = study.ask()?;
+        t.report(0, f64::NAN)?;
+        assert!(!NopPruner.prune(&study.view(), t.frozen())?);
+        Ok(())
+    }
+}

@@ -76,3 +76,158 @@ impl Pruner for PatientPruner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pruner::{NopPruner, PrunerSpec, ThresholdPruner};
+    use crate::study::Study;
+    use crate::trial::TrialId;
+
+    fn study(direction: Direction) -> Result<Study> {
+        Study::builder()
+            .direction(direction)
+            .pruner(PrunerSpec::Nop)
+            .seed(1)
+            .build()
+    }
+
+    /// A trial record reporting `curve[i]` at step `i`.
+    fn trial(curve: &[f64]) -> FrozenTrial {
+        let mut t = FrozenTrial::new_running(TrialId(0), 0);
+        for (step, &v) in curve.iter().enumerate() {
+            t.intermediate_values.insert(step as u64, vec![v]);
+        }
+        t
+    }
+
+    fn patient(patience: u64, min_delta: f64) -> PatientPruner {
+        PatientPruner::new(None, patience, min_delta).expect("valid pruner")
+    }
+
+    #[test]
+    fn no_pruning_within_patience() -> Result<()> {
+        let study = study(Direction::Minimize)?;
+        let view = study.view();
+        let p = patient(2, 0.0);
+        // Getting worse, but only patience + 1 reports so far.
+        assert!(!p.prune(&view, &trial(&[1.0, 2.0, 3.0]))?);
+        assert!(!p.prune(&view, &trial(&[1.0]))?);
+        assert!(!p.prune(&view, &trial(&[]))?);
+        // Improving within the last patience + 1 reports.
+        assert!(!p.prune(&view, &trial(&[1.0, 2.0, 2.0, 0.9]))?);
+        Ok(())
+    }
+
+    #[test]
+    fn prunes_after_no_improvement_for_longer_than_patience() -> Result<()> {
+        let study = study(Direction::Minimize)?;
+        let view = study.view();
+        let p = patient(2, 0.0);
+        // Best before the window is 1.0; the last three reports never get back to it.
+        assert!(p.prune(&view, &trial(&[1.0, 2.0, 2.0, 2.0]))?);
+        assert!(p.prune(&view, &trial(&[3.0, 1.0, 1.5, 1.2, 1.1]))?);
+        // Optuna's rule is strict: merely matching the earlier best within the window is not
+        // a plateau worth pruning (min(before) + min_delta < min(after) is false).
+        assert!(!p.prune(&view, &trial(&[1.0, 1.0, 1.0, 1.0, 1.0]))?);
+        // Patience 0: one worse report after the best is enough.
+        assert!(patient(0, 0.0).prune(&view, &trial(&[1.0, 1.5]))?);
+        assert!(!patient(0, 0.0).prune(&view, &trial(&[1.0, 0.5]))?);
+        Ok(())
+    }
+
+    #[test]
+    fn min_delta_widens_the_tolerance() -> Result<()> {
+        let study = study(Direction::Minimize)?;
+        let view = study.view();
+        let curve = trial(&[1.0, 1.05, 1.05, 1.05]);
+        assert!(patient(2, 0.0).prune(&view, &curve)?);
+        assert!(patient(2, 0.01).prune(&view, &curve)?);
+        assert!(!patient(2, 0.1).prune(&view, &curve)?);
+        Ok(())
+    }
+
+    #[test]
+    fn maximize_is_mirrored() -> Result<()> {
+        let study = study(Direction::Maximize)?;
+        let view = study.view();
+        let p = patient(2, 0.0);
+        assert!(p.prune(&view, &trial(&[5.0, 4.0, 4.0, 4.0]))?);
+        assert!(!p.prune(&view, &trial(&[5.0, 4.0, 4.0, 6.0]))?);
+        assert!(!patient(2, 1.5).prune(&view, &trial(&[5.0, 4.0, 4.0, 4.0]))?);
+        // The same curve minimized is improving.
+        let min = self::study(Direction::Minimize)?;
+        assert!(!p.prune(&min.view(), &trial(&[5.0, 4.0, 4.0, 4.0]))?);
+        Ok(())
+    }
+
+    #[test]
+    fn nan_reports_are_skipped() -> Result<()> {
+        let study = study(Direction::Minimize)?;
+        let view = study.view();
+        let p = patient(1, 0.0);
+        assert!(p.prune(&view, &trial(&[1.0, f64::NAN, 2.0]))?);
+        // No number in the window (or before it): no evidence, no pruning.
+        assert!(!p.prune(&view, &trial(&[1.0, f64::NAN, f64::NAN]))?);
+        assert!(!p.prune(&view, &trial(&[f64::NAN, 2.0, 3.0]))?);
+        Ok(())
+    }
+
+    #[test]
+    fn the_wrapped_pruner_decides_once_patience_runs_out() -> Result<()> {
+        let study = study(Direction::Minimize)?;
+        let view = study.view();
+        let stalled = trial(&[1.0, 2.0, 2.0, 2.0]);
+        let nop = PatientPruner::new(Some(Arc::new(NopPruner)), 2, 0.0)?;
+        assert!(!nop.prune(&view, &stalled)?);
+        let threshold: Arc<dyn Pruner> = Arc::new(ThresholdPruner::new(None, Some(1.5), 0, 1)?);
+        let wrapped = PatientPruner::new(Some(threshold.clone()), 2, 0.0)?;
+        assert!(wrapped.prune(&view, &stalled)?);
+        assert!(
+            !wrapped.prune(&view, &trial(&[1.0, 1.2, 1.2, 1.2]))?,
+            "inside the band"
+        );
+        // Not stalled: the wrapped pruner is not consulted even though it would prune.
+        assert!(!wrapped.prune(&view, &trial(&[9.0, 8.0, 7.0, 6.0]))?);
+        assert!(threshold.prune(&view, &trial(&[9.0, 8.0, 7.0, 6.0]))?);
+        Ok(())
+    }
+
+    #[test]
+    fn constructor_validates_min_delta() {
+        for bad in [-0.1, f64::NAN, f64::INFINITY] {
+            match PatientPruner::new(None, 1, bad) {
+                Err(Error::InvalidArgument { name, .. }) => assert_eq!(name, "min_delta"),
+                other => panic!("expected InvalidArgument for {bad}, got {other:?}"),
+            }
+        }
+        assert!(PatientPruner::new(None, 0, 0.0).is_ok());
+    }
+
+    #[test]
+    fn works_with_trials_from_the_study() -> Result<()> {
+        let study = study(Direction::Minimize)?;
+        let p = patient(1, 0.0);
+        let mut t = study.ask()?;
+        for (step, v) in [(0, 0.5), (10, 0.7), (20, 0.8)] {
+            t.report(step, v)?;
+        }
+        assert!(p.prune(&study.view(), t.frozen())?);
+        Ok(())
+    }
+
+    #[test]
+    fn multi_objective_studies_are_unsupported() -> Result<()> {
+        let study = Study::builder()
+            .directions(vec![Direction::Minimize, Direction::Minimize])
+            .pruner(PrunerSpec::Nop)
+            .seed(1)
+            .build()?;
+        let t = study.ask()?;
+        match patient(1, 0.0).prune(&study.view(), t.frozen()) {
+            Err(Error::Unsupported(msg)) => assert!(msg.contains("PatientPruner"), "{msg}"),
+            other => panic!("expected Unsupported, got {other:?}"),
+        }
+        Ok(())
+    }
+}

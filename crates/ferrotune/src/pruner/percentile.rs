@@ -116,11 +116,12 @@ impl Pruner for PercentilePruner {
         let mut others: Vec<f64> = complete
             .iter()
             .filter_map(|t| t.intermediate(step))
-            .filter(|v| !v.is_nan())
             .collect();
+        // Optuna counts NaN reports towards n_min_trials, then ignores them (nanpercentile).
         if (others.len() as u64) < self.n_min_trials {
             return Ok(false);
         }
+        others.retain(|v| !v.is_nan());
         let q = match direction {
             Direction::Minimize => self.percentile,
             Direction::Maximize => 100.0 - self.percentile,
@@ -129,5 +130,336 @@ impl Pruner for PercentilePruner {
             return Ok(false);
         };
         Ok(direction.better(reference, best))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::float_cmp)]
+mod tests {
+    use super::*;
+    use crate::pruner::PrunerSpec;
+    use crate::study::Study;
+    use crate::trial::{Trial, TrialId};
+
+    fn study(direction: Direction) -> Result<Study> {
+        Study::builder()
+            .direction(direction)
+            .pruner(PrunerSpec::Nop)
+            .seed(1)
+            .build()
+    }
+
+    /// Runs a trial reporting `curve[i]` at step `i`, then completes it with its last value.
+    fn complete(study: &Study, curve: &[f64]) -> Result<()> {
+        let mut t = study.ask()?;
+        for (step, &v) in curve.iter().enumerate() {
+            t.report(step as u64, v)?;
+        }
+        study.tell(t, curve.last().copied().unwrap_or(0.0))?;
+        Ok(())
+    }
+
+    /// A running trial (in the study) reporting `curve[i]` at step `i`.
+    fn running<'s>(study: &'s Study, curve: &[f64]) -> Result<Trial<'s>> {
+        let mut t = study.ask()?;
+        for (step, &v) in curve.iter().enumerate() {
+            t.report(step as u64, v)?;
+        }
+        Ok(t)
+    }
+
+    fn prunes(p: &PercentilePruner, study: &Study, curve: &[f64]) -> Result<bool> {
+        let t = running(study, curve)?;
+        p.prune(&study.view(), t.frozen())
+    }
+
+    fn pruner(
+        percentile: f64,
+        startup: u64,
+        warmup: u64,
+        interval: u64,
+        min_trials: u64,
+    ) -> PercentilePruner {
+        PercentilePruner::new(percentile, startup, warmup, interval, min_trials)
+            .expect("valid pruner")
+    }
+
+    #[test]
+    fn percentile_of_interpolates_like_numpy() {
+        let p = |values: &[f64], q: f64| percentile_of(&mut values.to_vec(), q);
+        assert_eq!(p(&[1.0, 2.0, 3.0, 4.0], 50.0), Some(2.5));
+        assert_eq!(p(&[1.0, 2.0, 3.0, 4.0], 25.0), Some(1.75));
+        assert_eq!(p(&[1.0, 2.0, 3.0, 4.0], 75.0), Some(3.25));
+        assert_eq!(p(&[1.0, 2.0, 3.0, 4.0], 0.0), Some(1.0));
+        assert_eq!(p(&[1.0, 2.0, 3.0, 4.0], 100.0), Some(4.0));
+        assert_eq!(
+            p(&[4.0, 1.0, 3.0, 2.0], 50.0),
+            Some(2.5),
+            "input order is irrelevant"
+        );
+        assert_eq!(p(&[1.0, 2.0, 3.0], 50.0), Some(2.0));
+        assert_eq!(p(&[10.0, 20.0], 10.0), Some(11.0));
+        assert_eq!(p(&[7.0], 33.0), Some(7.0));
+        assert_eq!(p(&[-1.0, f64::INFINITY], 0.0), Some(-1.0));
+        assert_eq!(p(&[], 50.0), None);
+    }
+
+    #[test]
+    fn constructor_validates() {
+        let name = |r: Result<PercentilePruner>| match r {
+            Err(Error::InvalidArgument { name, .. }) => name,
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        };
+        assert_eq!(name(PercentilePruner::new(100.5, 5, 0, 1, 1)), "percentile");
+        assert_eq!(name(PercentilePruner::new(-1.0, 5, 0, 1, 1)), "percentile");
+        assert_eq!(
+            name(PercentilePruner::new(f64::NAN, 5, 0, 1, 1)),
+            "percentile"
+        );
+        assert_eq!(
+            name(PercentilePruner::new(50.0, 5, 0, 0, 1)),
+            "interval_steps"
+        );
+        assert_eq!(
+            name(PercentilePruner::new(50.0, 5, 0, 1, 0)),
+            "n_min_trials"
+        );
+        assert!(PercentilePruner::new(0.0, 0, 0, 1, 1).is_ok());
+        assert!(PercentilePruner::new(100.0, 0, 0, 1, 1).is_ok());
+        assert_eq!(PercentilePruner::median(), pruner(50.0, 5, 0, 1, 1));
+    }
+
+    #[test]
+    fn median_prunes_a_worse_trial_and_keeps_a_better_one() -> Result<()> {
+        let study = study(Direction::Minimize)?;
+        let p = pruner(50.0, 0, 0, 1, 1);
+        for curve in [[1.0, 0.5], [2.0, 1.5], [3.0, 2.5]] {
+            complete(&study, &curve)?;
+        }
+        // Step 1: completed values 0.5, 1.5, 2.5, median 1.5.
+        assert!(prunes(&p, &study, &[5.0, 4.0])?);
+        assert!(!prunes(&p, &study, &[1.0, 1.0])?);
+        // Exactly at the median is not worse.
+        assert!(!prunes(&p, &study, &[2.0, 1.5])?);
+        // Step 0: median 2.0.
+        assert!(prunes(&p, &study, &[2.1])?);
+        assert!(!prunes(&p, &study, &[1.9])?);
+        Ok(())
+    }
+
+    #[test]
+    fn the_trials_best_value_over_all_steps_is_compared() -> Result<()> {
+        let study = study(Direction::Minimize)?;
+        let p = pruner(50.0, 0, 0, 1, 1);
+        for curve in [[1.0, 1.0], [2.0, 2.0], [3.0, 3.0]] {
+            complete(&study, &curve)?;
+        }
+        // Latest value 10 is worse than the median 2 at step 1, but the best so far (0.1) is not.
+        assert!(!prunes(&p, &study, &[0.1, 10.0])?);
+        Ok(())
+    }
+
+    #[test]
+    fn nothing_is_pruned_before_n_startup_trials_complete() -> Result<()> {
+        let study = study(Direction::Minimize)?;
+        let p = pruner(50.0, 3, 0, 1, 1);
+        assert!(!prunes(&p, &study, &[100.0])?, "no completed trial at all");
+        complete(&study, &[1.0])?;
+        complete(&study, &[1.0])?;
+        assert!(!prunes(&p, &study, &[100.0])?, "2 of 3 startup trials");
+        // Pruned, failed and running trials do not count as completed.
+        let mut t = study.ask()?;
+        t.report(0, 1.0)?;
+        study.tell_pruned(t)?;
+        let t = study.ask()?;
+        study.tell_failed(t, "boom")?;
+        assert!(!prunes(&p, &study, &[100.0])?, "still 2 completed trials");
+        complete(&study, &[1.0])?;
+        assert!(prunes(&p, &study, &[100.0])?, "3 completed trials");
+        Ok(())
+    }
+
+    #[test]
+    fn the_default_median_waits_for_five_trials() -> Result<()> {
+        let study = study(Direction::Minimize)?;
+        let p = PercentilePruner::median();
+        for _ in 0..4 {
+            complete(&study, &[1.0])?;
+        }
+        assert!(!prunes(&p, &study, &[100.0])?);
+        complete(&study, &[1.0])?;
+        assert!(prunes(&p, &study, &[100.0])?);
+        Ok(())
+    }
+
+    #[test]
+    fn nothing_is_pruned_during_warmup() -> Result<()> {
+        let study = study(Direction::Minimize)?;
+        let p = pruner(50.0, 0, 3, 1, 1);
+        complete(&study, &[1.0; 6])?;
+        let bad = [100.0; 6];
+        for steps in 1..=3 {
+            assert!(
+                !prunes(&p, &study, &bad[..steps])?,
+                "last step {}",
+                steps - 1
+            );
+        }
+        assert!(
+            prunes(&p, &study, &bad[..4])?,
+            "step 3 is the first after warm-up"
+        );
+        assert!(prunes(&p, &study, &bad[..5])?);
+        Ok(())
+    }
+
+    #[test]
+    fn only_the_first_report_in_each_interval_is_checked() -> Result<()> {
+        let study = study(Direction::Minimize)?;
+        let p = pruner(50.0, 0, 0, 3, 1);
+        complete(&study, &[1.0; 8])?;
+        let bad = [100.0; 8];
+        let checked: Vec<usize> = (1..=7)
+            .filter(|&n| prunes(&p, &study, &bad[..n]).expect("prune"))
+            .map(|n| n - 1)
+            .collect();
+        assert_eq!(checked, vec![0, 3, 6]);
+        Ok(())
+    }
+
+    #[test]
+    fn n_min_trials_must_have_reported_the_step() -> Result<()> {
+        let study = study(Direction::Minimize)?;
+        let p = pruner(50.0, 0, 0, 1, 2);
+        complete(&study, &[1.0, 1.0, 1.0])?;
+        complete(&study, &[1.0, 1.0])?;
+        complete(&study, &[1.0])?;
+        // Step 0: three trials reported it; step 1: two; step 2: one.
+        assert!(prunes(&p, &study, &[100.0])?);
+        assert!(prunes(&p, &study, &[100.0, 100.0])?);
+        assert!(!prunes(&p, &study, &[100.0, 100.0, 100.0])?);
+        // With no completed trial at the step at all, even n_min_trials = 1 does not prune.
+        let p1 = pruner(50.0, 0, 0, 1, 1);
+        assert!(!prunes(&p1, &study, &[100.0, 100.0, 100.0, 100.0])?);
+        Ok(())
+    }
+
+    #[test]
+    fn percentile_25_is_stricter_than_75() -> Result<()> {
+        let study = study(Direction::Minimize)?;
+        for v in [1.0, 2.0, 3.0, 4.0] {
+            complete(&study, &[v])?;
+        }
+        let p25 = pruner(25.0, 0, 0, 1, 1); // reference 1.75
+        let p75 = pruner(75.0, 0, 0, 1, 1); // reference 3.25
+        assert!(!prunes(&p25, &study, &[1.5])?);
+        assert!(prunes(&p25, &study, &[2.0])?);
+        assert!(!prunes(&p75, &study, &[3.0])?);
+        assert!(prunes(&p75, &study, &[3.5])?);
+        Ok(())
+    }
+
+    #[test]
+    fn maximize_mirrors_the_percentile() -> Result<()> {
+        let study = study(Direction::Maximize)?;
+        for v in [1.0, 2.0, 3.0, 4.0] {
+            complete(&study, &[v])?;
+        }
+        // Maximizing, the 25th percentile keeps the top quarter: reference is the 75th
+        // percentile, 3.25.
+        let p25 = pruner(25.0, 0, 0, 1, 1);
+        assert!(prunes(&p25, &study, &[3.0])?);
+        assert!(!prunes(&p25, &study, &[3.5])?);
+        // The 75th keeps all but the bottom quarter: reference 1.75.
+        let p75 = pruner(75.0, 0, 0, 1, 1);
+        assert!(prunes(&p75, &study, &[1.5])?);
+        assert!(!prunes(&p75, &study, &[2.0])?);
+        // Median: 2.5; the best value so far counts (the maximum here).
+        let median = pruner(50.0, 0, 0, 1, 1);
+        assert!(prunes(&median, &study, &[2.0])?);
+        assert!(!prunes(&median, &study, &[3.0])?);
+        Ok(())
+    }
+
+    #[test]
+    fn maximize_uses_the_maximum_over_steps() -> Result<()> {
+        let study = study(Direction::Maximize)?;
+        for v in [1.0, 2.0, 3.0] {
+            complete(&study, &[v, v])?;
+        }
+        assert!(!prunes(&pruner(50.0, 0, 0, 1, 1), &study, &[5.0, 0.0])?);
+        assert!(prunes(&pruner(50.0, 0, 0, 1, 1), &study, &[1.5, 0.0])?);
+        Ok(())
+    }
+
+    #[test]
+    fn all_nan_intermediate_values_are_pruned() -> Result<()> {
+        let study = study(Direction::Minimize)?;
+        let p = pruner(50.0, 0, 0, 1, 1);
+        complete(&study, &[1.0, 1.0])?;
+        assert!(prunes(&p, &study, &[f64::NAN])?);
+        assert!(prunes(&p, &study, &[f64::NAN, f64::NAN])?);
+        // One number among NaNs is the best value.
+        assert!(!prunes(&p, &study, &[f64::NAN, 0.5])?);
+        assert!(prunes(&p, &study, &[f64::NAN, 5.0])?);
+        // But not before startup: no completed trial, no decision.
+        let empty = self::study(Direction::Minimize)?;
+        assert!(!prunes(&p, &empty, &[f64::NAN])?);
+        Ok(())
+    }
+
+    #[test]
+    fn nan_values_of_completed_trials_are_ignored() -> Result<()> {
+        let study = study(Direction::Minimize)?;
+        let p = pruner(50.0, 0, 0, 1, 1);
+        complete(&study, &[f64::NAN, 1.0])?;
+        complete(&study, &[1.0, 1.0])?;
+        complete(&study, &[3.0, 1.0])?;
+        // Step 0 reference: median of [1, 3] = 2.
+        assert!(prunes(&p, &study, &[2.5])?);
+        assert!(!prunes(&p, &study, &[1.5])?);
+        Ok(())
+    }
+
+    #[test]
+    fn a_trial_without_reports_is_kept() -> Result<()> {
+        let study = study(Direction::Minimize)?;
+        complete(&study, &[1.0])?;
+        let t = study.ask()?;
+        assert!(!pruner(50.0, 0, 0, 1, 1).prune(&study.view(), t.frozen())?);
+        Ok(())
+    }
+
+    #[test]
+    fn added_trials_count_as_history() -> Result<()> {
+        let study = study(Direction::Minimize)?;
+        for v in [1.0, 2.0, 3.0] {
+            let mut rec = FrozenTrial::completed(Vec::new(), vec![v]);
+            rec.intermediate_values.insert(4, vec![v]);
+            study.add_trial(&rec)?;
+        }
+        let p = pruner(50.0, 3, 0, 1, 1);
+        let mut t = FrozenTrial::new_running(TrialId(999), 99);
+        t.intermediate_values.insert(4, vec![2.5]);
+        assert!(p.prune(&study.view(), &t)?);
+        t.intermediate_values.insert(3, vec![1.5]);
+        assert!(!p.prune(&study.view(), &t)?);
+        Ok(())
+    }
+
+    #[test]
+    fn multi_objective_studies_are_unsupported() -> Result<()> {
+        let study = Study::builder()
+            .directions(vec![Direction::Minimize, Direction::Minimize])
+            .pruner(PrunerSpec::Nop)
+            .seed(1)
+            .build()?;
+        let mut t = study.ask()?;
+        t.report_values(0, &[1.0, 2.0])?;
+        match PercentilePruner::median().prune(&study.view(), t.frozen()) {
+            Err(Error::Unsupported(msg)) => assert!(msg.contains("PercentilePruner"), "{msg}"),
+            other => panic!("expected Unsupported, got {other:?}"),
+        }
+        Ok(())
     }
 }

@@ -110,7 +110,7 @@ impl FloatDistribution {
             }
             let points = grid_steps(low, high, step);
             let adjusted = low + points * step;
-            if (adjusted - high).abs() > GRID_TOLERANCE * step.max(high.abs()) {
+            if (adjusted - high).abs() > grid_slack(low, high, step, points) {
                 tracing::warn!(
                     low,
                     high,
@@ -167,11 +167,19 @@ impl FloatDistribution {
 fn grid_steps(low: f64, high: f64, step: f64) -> f64 {
     let ratio = (high - low) / step;
     let nearest = ratio.round();
-    if (ratio - nearest).abs() <= GRID_TOLERANCE * nearest.max(1.0) {
+    if ((ratio - nearest) * step).abs() <= grid_slack(low, high, step, nearest) {
         nearest
     } else {
         ratio.floor()
     }
+}
+
+/// How far `x` may sit from the grid point `low + k·step` and still count as on it:
+/// [`GRID_TOLERANCE`] of the distance from `low` (at least one step), plus a few ulps of the
+/// magnitudes involved, because `low + k·step` itself is rounded to the precision of `|low|`
+/// (with `low = 1e6` and `step = 1e-3`, that rounding alone exceeds the relative tolerance).
+fn grid_slack(low: f64, x: f64, step: f64, k: f64) -> f64 {
+    GRID_TOLERANCE * step * k.abs().max(1.0) + 8.0 * f64::EPSILON * low.abs().max(x.abs())
 }
 
 /// An integer parameter's range: `low, low + step, …, high`, optionally log-scaled (step 1).
@@ -430,16 +438,18 @@ impl Distribution {
             return false;
         }
         match self {
-            Distribution::Float(d) => {
-                if internal < d.low || internal > d.high {
-                    return false;
-                }
-                match d.step {
-                    None => true,
-                    Some(step) => {
-                        let k = (internal - d.low) / step;
-                        (k - k.round()).abs() <= GRID_TOLERANCE * k.abs().max(1.0)
-                    }
+            Distribution::Float(d) => match d.step {
+                None => internal >= d.low && internal <= d.high,
+                Some(step) => {
+                    // The top grid point is computed as low + k·step, which may round below
+                    // the value a user writes (0.0 + 3·0.3 = 0.8999999999999999 for 0.9), so
+                    // the bounds get the same slack as the grid.
+                    let k = ((internal - d.low) / step).round();
+                    let nearest = d.low + k * step;
+                    let slack = grid_slack(d.low, internal, step, k);
+                    internal >= d.low - slack
+                        && internal <= d.high + slack
+                        && (internal - nearest).abs() <= slack
                 }
             }
             Distribution::Int(d) => {
