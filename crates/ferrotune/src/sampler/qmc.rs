@@ -103,7 +103,7 @@ fn nth_prime(n: usize) -> u64 {
     let mut candidate = 1u64;
     while count <= n {
         candidate += 1;
-        if (2..).take_while(|d| d * d <= candidate).all(|d| candidate % d != 0) {
+        if (2..).take_while(|d| d * d <= candidate).all(|d| !candidate.is_multiple_of(d)) {
             count += 1;
         }
     }

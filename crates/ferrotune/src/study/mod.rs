@@ -9,7 +9,7 @@ mod view;
 
 pub use builder::{StudyBuilder, StudyConfig};
 pub use direction::{dominates, pareto_front, Direction};
-pub use optimize::{Callback, Catch, Optimize, PanicError};
+pub use optimize::{Callback, Catch, CatchPredicate, Optimize, PanicError};
 pub use view::{StopSignal, StudyView, TrialFilter};
 
 use crate::error::{Error, Result};

@@ -19,6 +19,9 @@ pub type Callback = Arc<dyn Fn(&Study, &FrozenTrial) + Send + Sync>;
 #[error("the objective panicked: {0}")]
 pub struct PanicError(pub String);
 
+/// A predicate over an objective's error (downcast it to inspect the type).
+pub type CatchPredicate = Arc<dyn Fn(&(dyn std::error::Error + 'static)) -> bool + Send + Sync>;
+
 /// Which objective failures are caught (the trial is recorded as Fail and the study goes on);
 /// an uncaught failure is recorded as Fail too, and then stops the study.
 #[derive(Clone, Default)]
@@ -30,7 +33,7 @@ pub enum Catch {
     Everything,
     /// Catch the failures this predicate accepts (downcast to inspect the error type;
     /// panics arrive as [`PanicError`]).
-    If(Arc<dyn Fn(&(dyn std::error::Error + 'static)) -> bool + Send + Sync>),
+    If(CatchPredicate),
 }
 
 impl Catch {

@@ -1,3 +1,7 @@
+// These tests check that values are passed through unchanged, so exact float equality is
+// the property under test.
+#![allow(clippy::float_cmp)]
+
 use super::*;
 use crate::objective::TrialError;
 use crate::pruner::PrunerSpec;
