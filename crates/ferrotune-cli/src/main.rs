@@ -90,7 +90,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             ];
             for spec in specs {
-                println!("{}", serde_json::to_string(&spec).context("serialize spec")?);
+                println!(
+                    "{}",
+                    serde_json::to_string(&spec).context("serialize spec")?
+                );
             }
             println!(r#"{{"type":"grid","grid":{{"lr":[0.1,0.01],"layers":[1,2,3]}}}}"#);
             println!(
@@ -98,18 +101,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
         Command::Pruners => {
-            let specs = [
-                ferrotune::PrunerSpec::Nop,
-                ferrotune::PrunerSpec::median(),
-            ];
+            let specs = [ferrotune::PrunerSpec::Nop, ferrotune::PrunerSpec::median()];
             for spec in specs {
-                println!("{}", serde_json::to_string(&spec).context("serialize spec")?);
+                println!(
+                    "{}",
+                    serde_json::to_string(&spec).context("serialize spec")?
+                );
             }
             println!(
                 r#"{{"type":"percentile","percentile":25.0,"n_startup_trials":5,"n_warmup_steps":0,"interval_steps":1,"n_min_trials":1}}"#
             );
-            println!(r#"{{"type":"threshold","lower":null,"upper":1.0,"n_warmup_steps":0,"interval_steps":1}}"#);
-            println!(r#"{{"type":"patient","patience":3,"min_delta":0.0,"wrapped":{{"type":"median"}}}}"#);
+            println!(
+                r#"{{"type":"threshold","lower":null,"upper":1.0,"n_warmup_steps":0,"interval_steps":1}}"#
+            );
+            println!(
+                r#"{{"type":"patient","patience":3,"min_delta":0.0,"wrapped":{{"type":"median"}}}}"#
+            );
         }
     }
     Ok(())

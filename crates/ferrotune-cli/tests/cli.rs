@@ -32,7 +32,10 @@ fn a_valid_space_is_listed() {
     );
     let (ok, out, err) = ferrotune(&["space", "check", path.to_str().expect("utf8")]);
     assert!(ok, "{err}");
-    assert!(out.contains("lr") && out.contains("float[0.00001, 0.1] log"), "{out}");
+    assert!(
+        out.contains("lr") && out.contains("float[0.00001, 0.1] log"),
+        "{out}"
+    );
     assert!(out.contains("int[1, 8]  (8 values)"), "{out}");
     assert!(out.contains("3 parameter(s), valid"), "{out}");
 }

@@ -111,8 +111,8 @@ mod tests {
         study
             .optimize(accuracy(&data, ModelKind::Knn, 0), Optimize::trials(8))
             .unwrap();
-        let default = cv_accuracy(&data, &ModelConfig::default_for(ModelKind::Knn), FOLDS, 0)
-            .unwrap();
+        let default =
+            cv_accuracy(&data, &ModelConfig::default_for(ModelKind::Knn), FOLDS, 0).unwrap();
         assert!(study.best_value().unwrap() >= default - 1e-12);
         for t in study.trials_in(&[TrialState::Complete]).unwrap() {
             let k = t.params["n_neighbors"].as_i64().unwrap();

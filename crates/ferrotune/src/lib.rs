@@ -4,7 +4,7 @@
 //! [`Trial`] for the parameters it needs, trains, and returns its validation loss; a [`Study`]
 //! runs it many times, with a [`sampler`] proposing parameters from the history and a
 //! [`pruner`] stopping unpromising trials early. Everything that coordinates trials goes
-//! through a [`Storage`](storage::Storage), so the same study runs in one thread, many
+//! through a [`Storage`], so the same study runs in one thread, many
 //! threads, or many processes sharing a database.
 //!
 //! ```
@@ -46,4 +46,4 @@ pub use space::{
 };
 pub use storage::{InMemoryStorage, Storage};
 pub use study::{Catch, Direction, Optimize, Study, StudyBuilder, StudyView};
-pub use trial::{FrozenTrial, Trial, TrialState};
+pub use trial::{FrozenTrial, Param, Params, Trial, TrialState};

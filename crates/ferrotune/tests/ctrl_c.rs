@@ -42,7 +42,13 @@ fn child_process() {
 fn start_child(n: usize) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
     let exe = std::env::current_exe().expect("test binary");
     let mut child = Command::new(exe)
-        .args(["--exact", "child_process", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            "child_process",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(CHILD, "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -53,7 +59,10 @@ fn start_child(n: usize) -> (std::process::Child, BufReader<std::process::ChildS
     let mut line = String::new();
     while started < n {
         line.clear();
-        assert!(out.read_line(&mut line).expect("read") > 0, "child ended early");
+        assert!(
+            out.read_line(&mut line).expect("read") > 0,
+            "child ended early"
+        );
         if line.starts_with("started") {
             started += 1;
         }

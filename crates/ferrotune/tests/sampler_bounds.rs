@@ -9,7 +9,12 @@ use ferrotune::{
 use proptest::prelude::*;
 
 fn float_dist() -> impl Strategy<Value = Distribution> {
-    (-1e6f64..1e6, 0.0f64..1e3, prop_oneof![Just(0u8), Just(1), Just(2)], 1e-3f64..10.0)
+    (
+        -1e6f64..1e6,
+        0.0f64..1e3,
+        prop_oneof![Just(0u8), Just(1), Just(2)],
+        1e-3f64..10.0,
+    )
         .prop_filter_map("valid float", |(low, width, kind, step)| {
             let high = low + width;
             let d = match kind {

@@ -59,14 +59,19 @@ fn main() -> anyhow::Result<()> {
         .into_iter()
         .filter(|j| args.models.is_empty() || args.models.iter().any(|m| m == j.name))
         .collect();
-    anyhow::ensure!(!jobs.is_empty(), "no model matches --models {:?}; use rf, svm, knn", args.models);
+    anyhow::ensure!(
+        !jobs.is_empty(),
+        "no model matches --models {:?}; use rf, svm, knn",
+        args.models
+    );
 
     let mut summaries = Vec::new();
     for job in jobs {
         let budget = (job.trials / args.budget_divisor.max(1)).max(1);
         let started = Instant::now();
-        let default_accuracy = cv_accuracy(&data, &ModelConfig::default_for(job.kind), FOLDS, args.seed)
-            .with_context(|| format!("{} with default hyperparameters", job.name))?;
+        let default_accuracy =
+            cv_accuracy(&data, &ModelConfig::default_for(job.kind), FOLDS, args.seed)
+                .with_context(|| format!("{} with default hyperparameters", job.name))?;
         let default_time = started.elapsed();
         println!(
             "\n[{}] smartcore defaults: accuracy {:.4} ({:.1} s); searching {budget} trials on {} thread(s)",
@@ -107,9 +112,7 @@ fn main() -> anyhow::Result<()> {
         };
         study.optimize(
             accuracy(&data, job.kind, args.seed),
-            Optimize::trials(budget)
-                .jobs(args.jobs)
-                .callback(progress),
+            Optimize::trials(budget).jobs(args.jobs).callback(progress),
         )?;
         summaries.push(Summary {
             job,

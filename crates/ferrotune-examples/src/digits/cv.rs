@@ -1,8 +1,8 @@
 //! Stratified k-fold cross-validation.
 
+use super::data::{derive_seed, stratified_folds, Dataset, Standardizer};
+use super::models::{fit_predict, ModelConfig};
 use super::EvalError;
-use super::data::{Dataset, Standardizer, derive_seed, stratified_folds};
-use super::models::{ModelConfig, fit_predict};
 
 /// Fits `config` on the `train` rows of `data` and returns its accuracy on
 /// the `test` rows.
@@ -85,7 +85,12 @@ pub fn cv_scores(
 ///
 /// # Errors
 /// As [`cv_scores`].
-pub fn cv_accuracy(data: &Dataset, config: &ModelConfig, folds: usize, seed: u64) -> Result<f64, EvalError> {
+pub fn cv_accuracy(
+    data: &Dataset,
+    config: &ModelConfig,
+    folds: usize,
+    seed: u64,
+) -> Result<f64, EvalError> {
     let scores = cv_scores(data, config, folds, seed)?;
     Ok(scores.iter().sum::<f64>() / scores.len() as f64)
 }
@@ -93,7 +98,7 @@ pub fn cv_accuracy(data: &Dataset, config: &ModelConfig, folds: usize, seed: u64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::digits::{Criterion, Kernel, ModelKind, load_digits};
+    use crate::digits::{load_digits, Criterion, Kernel, ModelKind};
 
     /// 80 samples per class: big enough for every SVC class pair (≥ 64 rows
     /// per pair in the training folds), small enough to keep tests fast.
@@ -158,8 +163,14 @@ mod tests {
         ));
         let err = cv_accuracy(&data, &ModelConfig::Knn { n_neighbors: 1 }, 1, 0).unwrap_err();
         assert!(matches!(err, EvalError::InvalidFolds(_)));
-        let err =
-            evaluate_split(&data, &ModelConfig::Knn { n_neighbors: 1 }, &[0], &[10_000], 0).unwrap_err();
+        let err = evaluate_split(
+            &data,
+            &ModelConfig::Knn { n_neighbors: 1 },
+            &[0],
+            &[10_000],
+            0,
+        )
+        .unwrap_err();
         assert!(matches!(err, EvalError::InvalidFolds(_)));
     }
 }

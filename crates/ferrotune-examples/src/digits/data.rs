@@ -101,7 +101,9 @@ impl Dataset {
     /// [`EvalError::InvalidData`] if `per_class` is zero.
     pub fn stratified_subsample(&self, per_class: usize, seed: u64) -> Result<Self, EvalError> {
         if per_class == 0 {
-            return Err(EvalError::InvalidData("per_class must be at least 1".into()));
+            return Err(EvalError::InvalidData(
+                "per_class must be at least 1".into(),
+            ));
         }
         let mut rng = SplitMix64::new(seed);
         let mut keep: Vec<usize> = Vec::new();
@@ -219,20 +221,29 @@ impl Standardizer {
             .into_iter()
             .map(|s| {
                 let sd = (s / n).sqrt();
-                if sd > 1e-12 { sd } else { 1.0 }
+                if sd > 1e-12 {
+                    sd
+                } else {
+                    1.0
+                }
             })
             .collect();
         Self { mean, scale }
     }
 
     /// Standardizes the given rows of `x` into a column-major smartcore matrix.
-    pub(crate) fn transform(&self, x: &[Vec<f64>], rows: &[usize]) -> Result<DenseMatrix<f64>, EvalError> {
+    pub(crate) fn transform(
+        &self,
+        x: &[Vec<f64>],
+        rows: &[usize],
+    ) -> Result<DenseMatrix<f64>, EvalError> {
         let d = self.mean.len();
         let mut values = Vec::with_capacity(rows.len() * d);
         for (j, (&m, &s)) in self.mean.iter().zip(&self.scale).enumerate() {
             values.extend(rows.iter().map(|&r| (x[r][j] - m) / s));
         }
-        DenseMatrix::new(rows.len(), d, values, true).map_err(|e| EvalError::InvalidData(e.to_string()))
+        DenseMatrix::new(rows.len(), d, values, true)
+            .map_err(|e| EvalError::InvalidData(e.to_string()))
     }
 }
 
@@ -282,13 +293,15 @@ mod tests {
         let d = load_digits();
         assert_eq!(d.n_samples(), DIGITS_N_SAMPLES);
         assert_eq!(d.n_features(), DIGITS_N_FEATURES);
-        assert_eq!(d.classes(), (0..DIGITS_N_CLASSES as u32).collect::<Vec<_>>());
-        assert!(
-            d.x()
-                .iter()
-                .flatten()
-                .all(|&v| (0.0..=16.0).contains(&v) && v.fract() == 0.0)
+        assert_eq!(
+            d.classes(),
+            (0..DIGITS_N_CLASSES as u32).collect::<Vec<_>>()
         );
+        assert!(d
+            .x()
+            .iter()
+            .flatten()
+            .all(|&v| (0.0..=16.0).contains(&v) && v.fract() == 0.0));
     }
 
     #[test]
@@ -321,7 +334,10 @@ mod tests {
             for class in d.classes() {
                 let total = d.y().iter().filter(|&&y| y == class).count();
                 let here = fold.iter().filter(|&&i| d.y()[i] == class).count();
-                assert!(here.abs_diff(total / 3) <= 1, "class {class}: {here} of {total}");
+                assert!(
+                    here.abs_diff(total / 3) <= 1,
+                    "class {class}: {here} of {total}"
+                );
             }
         }
     }
@@ -339,10 +355,11 @@ mod tests {
         let s = Standardizer::fit(&x, &[0, 1]);
         let m = s.transform(&x, &[0, 1, 2]).unwrap();
         use smartcore::linalg::basic::arrays::Array;
-        assert_eq!(*m.get((0, 0)), -1.0);
-        assert_eq!(*m.get((1, 0)), 1.0);
-        assert_eq!(*m.get((2, 0)), 99.0);
-        assert_eq!(*m.get((2, 1)), 0.0, "constant feature maps to 0");
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert!(close(*m.get((0, 0)), -1.0));
+        assert!(close(*m.get((1, 0)), 1.0));
+        assert!(close(*m.get((2, 0)), 99.0));
+        assert!(close(*m.get((2, 1)), 0.0), "constant feature maps to 0");
     }
 
     #[test]

@@ -41,11 +41,11 @@ mod svm;
 
 pub use cv::{cv_accuracy, cv_scores, evaluate_split};
 pub use data::{
-    DIGITS_N_CLASSES, DIGITS_N_FEATURES, DIGITS_N_SAMPLES, Dataset, load_digits, stratified_folds,
+    load_digits, stratified_folds, Dataset, DIGITS_N_CLASSES, DIGITS_N_FEATURES, DIGITS_N_SAMPLES,
 };
 pub use models::{
-    Criterion, Kernel, ModelConfig, ModelKind, SVM_DEGREE, SVM_EPOCHS, SVM_POLY_COEF0, SVM_SIGMOID_COEF0,
-    SVM_TOL,
+    Criterion, Kernel, ModelConfig, ModelKind, SVM_DEGREE, SVM_EPOCHS, SVM_POLY_COEF0,
+    SVM_SIGMOID_COEF0, SVM_TOL,
 };
 
 /// Errors produced while building datasets, validating configurations or

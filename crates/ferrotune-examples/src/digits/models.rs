@@ -7,8 +7,8 @@ use smartcore::linalg::basic::matrix::DenseMatrix;
 use smartcore::neighbors::knn_classifier::{KNNClassifier, KNNClassifierParameters};
 use smartcore::tree::decision_tree_classifier::SplitCriterion;
 
-use super::EvalError;
 use super::data::DIGITS_N_FEATURES;
+use super::EvalError;
 
 /// Number of passes over the training data made by smartcore's LaSVM-style
 /// SVC solver (`SVCParameters::epoch`).
@@ -255,11 +255,12 @@ pub(crate) fn fit_predict(
                 .with_m(max_features)
                 .with_seed(seed);
             let y = y_train.to_vec();
-            let model =
-                RandomForestClassifier::fit(x_train, &y, params).map_err(|source| EvalError::Model {
+            let model = RandomForestClassifier::fit(x_train, &y, params).map_err(|source| {
+                EvalError::Model {
                     model: "random forest",
                     source,
-                })?;
+                }
+            })?;
             model.predict(x_test).map_err(|source| EvalError::Model {
                 model: "random forest",
                 source,
@@ -271,11 +272,15 @@ pub(crate) fn fit_predict(
         ModelConfig::Knn { n_neighbors } => {
             let params = KNNClassifierParameters::default().with_k(n_neighbors);
             let y = y_train.to_vec();
-            let model = KNNClassifier::fit(x_train, &y, params)
-                .map_err(|source| EvalError::Model { model: "knn", source })?;
-            model
-                .predict(x_test)
-                .map_err(|source| EvalError::Model { model: "knn", source })
+            let model =
+                KNNClassifier::fit(x_train, &y, params).map_err(|source| EvalError::Model {
+                    model: "knn",
+                    source,
+                })?;
+            model.predict(x_test).map_err(|source| EvalError::Model {
+                model: "knn",
+                source,
+            })
         }
     }
 }
@@ -335,9 +340,15 @@ mod tests {
     fn validation_rejects_out_of_range_values() {
         let check = |c: ModelConfig| c.validate(100, 64);
         assert!(check(rf(2, 1, 64, 100, 50)).is_ok());
-        assert!(check(rf(2, 1, 65, 100, 50)).is_err(), "max_features > n_features");
+        assert!(
+            check(rf(2, 1, 65, 100, 50)).is_err(),
+            "max_features > n_features"
+        );
         assert!(check(rf(2, 1, 0, 100, 50)).is_err(), "max_features = 0");
-        assert!(check(rf(1, 1, 8, 100, 50)).is_err(), "min_samples_split < 2");
+        assert!(
+            check(rf(1, 1, 8, 100, 50)).is_err(),
+            "min_samples_split < 2"
+        );
         assert!(check(rf(2, 0, 8, 100, 50)).is_err(), "min_samples_leaf = 0");
         assert!(check(rf(2, 1, 8, 0, 50)).is_err(), "no trees");
         assert!(
@@ -346,17 +357,21 @@ mod tests {
         );
         assert!(check(rf(2, 1, 8, 100, 0)).is_err(), "max_depth = 0");
         for c in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            assert!(
-                ModelConfig::Svm {
-                    c,
-                    kernel: Kernel::Linear
-                }
-                .validate(100, 64)
-                .is_err()
-            );
+            assert!(ModelConfig::Svm {
+                c,
+                kernel: Kernel::Linear
+            }
+            .validate(100, 64)
+            .is_err());
         }
-        assert!(ModelConfig::Knn { n_neighbors: 0 }.validate(100, 64).is_err());
-        assert!(ModelConfig::Knn { n_neighbors: 101 }.validate(100, 64).is_err());
-        assert!(ModelConfig::Knn { n_neighbors: 100 }.validate(100, 64).is_ok());
+        assert!(ModelConfig::Knn { n_neighbors: 0 }
+            .validate(100, 64)
+            .is_err());
+        assert!(ModelConfig::Knn { n_neighbors: 101 }
+            .validate(100, 64)
+            .is_err());
+        assert!(ModelConfig::Knn { n_neighbors: 100 }
+            .validate(100, 64)
+            .is_ok());
     }
 }

@@ -8,11 +8,11 @@
 
 use smartcore::linalg::basic::arrays::Array;
 use smartcore::linalg::basic::matrix::DenseMatrix;
+use smartcore::svm::svc::{SVCParameters, SVC};
 use smartcore::svm::Kernels;
-use smartcore::svm::svc::{SVC, SVCParameters};
 
-use super::EvalError;
 use super::models::{Kernel, SVM_DEGREE, SVM_EPOCHS, SVM_POLY_COEF0, SVM_SIGMOID_COEF0, SVM_TOL};
+use super::EvalError;
 
 type Params = SVCParameters<f64, i32, DenseMatrix<f64>, Vec<i32>>;
 
@@ -23,7 +23,11 @@ fn gamma_scale(x: &DenseMatrix<f64>) -> f64 {
     let count = (n * d) as f64;
     let mean = x.iter().sum::<f64>() / count;
     let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / count;
-    if var > 0.0 { 1.0 / (d as f64 * var) } else { 1.0 }
+    if var > 0.0 {
+        1.0 / (d as f64 * var)
+    } else {
+        1.0
+    }
 }
 
 /// smartcore kernel for `kernel`, with every coefficient set explicitly
@@ -36,7 +40,9 @@ fn smartcore_kernel(kernel: Kernel, gamma: f64) -> Kernels {
             .with_degree(SVM_DEGREE)
             .with_coef0(SVM_POLY_COEF0),
         Kernel::Rbf => Kernels::rbf().with_gamma(gamma),
-        Kernel::Sigmoid => Kernels::sigmoid().with_gamma(gamma).with_coef0(SVM_SIGMOID_COEF0),
+        Kernel::Sigmoid => Kernels::sigmoid()
+            .with_gamma(gamma)
+            .with_coef0(SVM_SIGMOID_COEF0),
     }
 }
 
@@ -105,11 +111,16 @@ pub(crate) fn fit_predict_ovo(
                 .iter()
                 .map(|&i| if y_train[i] == classes[a] { 1 } else { -1 })
                 .collect();
-            let svc = SVC::fit(&x_pair, &y_pair, &params)
-                .map_err(|source| EvalError::Model { model: "svm", source })?;
+            let svc = SVC::fit(&x_pair, &y_pair, &params).map_err(|source| EvalError::Model {
+                model: "svm",
+                source,
+            })?;
             let decision = svc
                 .decision_function(x_test)
-                .map_err(|source| EvalError::Model { model: "svm", source })?;
+                .map_err(|source| EvalError::Model {
+                    model: "svm",
+                    source,
+                })?;
             for (v, f) in votes.iter_mut().zip(decision) {
                 v[if f > 0.0 { a } else { b }] += 1;
             }
@@ -141,7 +152,13 @@ mod tests {
     #[test]
     fn separates_three_gaussian_like_blobs() {
         let centers = [[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]];
-        let offsets = [[0.3, 0.1], [-0.2, 0.4], [0.1, -0.3], [-0.4, -0.2], [0.2, 0.2]];
+        let offsets = [
+            [0.3, 0.1],
+            [-0.2, 0.4],
+            [0.1, -0.3],
+            [-0.4, -0.2],
+            [0.2, 0.2],
+        ];
         let mut rows = Vec::new();
         let mut y = Vec::new();
         for (k, c) in centers.iter().enumerate() {

@@ -48,7 +48,10 @@ impl PercentilePruner {
             ));
         }
         if n_min_trials == 0 {
-            return Err(Error::invalid_argument("n_min_trials", "must be >= 1, got 0"));
+            return Err(Error::invalid_argument(
+                "n_min_trials",
+                "must be >= 1, got 0",
+            ));
         }
         Ok(PercentilePruner {
             percentile,
@@ -107,8 +110,12 @@ impl Pruner for PercentilePruner {
             .filter_map(|v| v.first().copied())
             .filter(|v| !v.is_nan());
         let best = match direction {
-            Direction::Minimize => own.fold(None, |b: Option<f64>, v| Some(b.map_or(v, |b| b.min(v)))),
-            Direction::Maximize => own.fold(None, |b: Option<f64>, v| Some(b.map_or(v, |b| b.max(v)))),
+            Direction::Minimize => {
+                own.fold(None, |b: Option<f64>, v| Some(b.map_or(v, |b| b.min(v))))
+            }
+            Direction::Maximize => {
+                own.fold(None, |b: Option<f64>, v| Some(b.map_or(v, |b| b.max(v))))
+            }
         };
         let Some(best) = best else {
             return Ok(true);

@@ -40,10 +40,16 @@ impl ThresholdPruner {
             _ => {}
         }
         if lower.is_some_and(f64::is_nan) || upper.is_some_and(f64::is_nan) {
-            return Err(Error::invalid_argument("lower/upper", "bounds must not be NaN"));
+            return Err(Error::invalid_argument(
+                "lower/upper",
+                "bounds must not be NaN",
+            ));
         }
         if interval_steps == 0 {
-            return Err(Error::invalid_argument("interval_steps", "must be >= 1, got 0"));
+            return Err(Error::invalid_argument(
+                "interval_steps",
+                "must be >= 1, got 0",
+            ));
         }
         Ok(ThresholdPruner {
             lower,

@@ -74,8 +74,9 @@ pub fn every_value_is_inside_its_distribution(spec: SamplerSpec) {
     let trials = s.trials().expect("trials");
     assert!(!trials.is_empty());
     for t in trials.iter().filter(|t| t.state == TrialState::Complete) {
-        for (name, value) in &t.params {
-            let dist: &Distribution = &t.distributions[name];
+        for p in t.params.as_slice() {
+            let (name, value, dist): (_, _, &Distribution) =
+                (p.name(), p.value(), p.distribution());
             let internal = dist
                 .to_internal(value)
                 .unwrap_or_else(|e| panic!("trial {} `{name}`: {e}", t.number));
@@ -117,5 +118,8 @@ pub fn conditional_parameters_appear_only_in_their_branch(spec: SamplerSpec) {
             branches.1 += 1;
         }
     }
-    assert!(branches.0 > 0 && branches.1 > 0, "both branches explored: {branches:?}");
+    assert!(
+        branches.0 > 0 && branches.1 > 0,
+        "both branches explored: {branches:?}"
+    );
 }

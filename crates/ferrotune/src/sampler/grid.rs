@@ -134,16 +134,19 @@ impl Sampler for GridSampler {
         Ok(claimed >= self.n_points)
     }
 
-    fn before_trial(&self, study: &StudyView<'_>, trial: &FrozenTrial) -> Result<()> {
+    fn before_trial(&self, study: &StudyView<'_>, trial: &FrozenTrial) -> Result<bool> {
         if trial.system_attrs.contains_key(GRID_ID_ATTR) {
-            return Ok(());
+            return Ok(false);
         }
         match self.claim(study, trial.number)? {
-            Some(point) => study.storage().set_trial_system_attr(
-                trial.id,
-                GRID_ID_ATTR,
-                &Value::from(point),
-            ),
+            Some(point) => {
+                study.storage().set_trial_system_attr(
+                    trial.id,
+                    GRID_ID_ATTR,
+                    &Value::from(point),
+                )?;
+                Ok(true)
+            }
             None => {
                 study.stop("grid exhausted");
                 Err(Error::Stopped(format!(
@@ -211,10 +214,7 @@ mod tests {
     fn grid() -> GridSampler {
         let mut g = BTreeMap::new();
         g.insert("a".to_owned(), vec![ParamValue::Int(1), ParamValue::Int(2)]);
-        g.insert(
-            "b".to_owned(),
-            vec!["x".into(), "y".into(), "z".into()],
-        );
+        g.insert("b".to_owned(), vec!["x".into(), "y".into(), "z".into()]);
         GridSampler::new(g).unwrap()
     }
 
@@ -268,7 +268,9 @@ mod tests {
         let complete = study.trials_in(&[TrialState::Complete]).unwrap();
         let mut values: Vec<i64> = complete.iter().map(|t| t.value().unwrap() as i64).collect();
         values.sort_unstable();
-        let expected: Vec<i64> = (0..4).flat_map(|a| (0..5).map(move |b| a * 10 + b)).collect();
+        let expected: Vec<i64> = (0..4)
+            .flat_map(|a| (0..5).map(move |b| a * 10 + b))
+            .collect();
         assert_eq!(values, expected, "each grid point exactly once");
         // A later call finds the grid used up and creates no trial.
         let before = study.trials().unwrap().len();

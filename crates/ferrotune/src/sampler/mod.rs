@@ -81,9 +81,11 @@ pub trait Sampler: Send + Sync + std::fmt::Debug {
         Ok(false)
     }
 
-    /// Called once when a trial is created.
-    fn before_trial(&self, _study: &StudyView<'_>, _trial: &FrozenTrial) -> Result<()> {
-        Ok(())
+    /// Called once when a trial is created. Returns whether it wrote to the trial in storage
+    /// (its attributes, say), so the trial is read back before the objective sees it; the
+    /// default writes nothing and returns `false`.
+    fn before_trial(&self, _study: &StudyView<'_>, _trial: &FrozenTrial) -> Result<bool> {
+        Ok(false)
     }
 
     /// Called when a trial is told, before its final state is written.

@@ -37,7 +37,9 @@ impl Sampler for PartialFixedSampler {
             Some(value) => distribution.to_internal(value).map_err(|_| {
                 Error::invalid_argument(
                     "fixed_params",
-                    format!("fixed value {value} of `{name}` is outside the suggested {distribution}"),
+                    format!(
+                        "fixed value {value} of `{name}` is outside the suggested {distribution}"
+                    ),
                 )
             }),
             None => self
@@ -70,7 +72,7 @@ impl Sampler for PartialFixedSampler {
         self.base.exhausted(study)
     }
 
-    fn before_trial(&self, study: &StudyView<'_>, trial: &FrozenTrial) -> Result<()> {
+    fn before_trial(&self, study: &StudyView<'_>, trial: &FrozenTrial) -> Result<bool> {
         self.base.before_trial(study, trial)
     }
 
@@ -100,7 +102,11 @@ mod tests {
             base: Box::new(SamplerSpec::Random),
         };
         conformance::run_all(|| spec.clone());
-        let study = crate::Study::builder().sampler(spec).seed(1).build().unwrap();
+        let study = crate::Study::builder()
+            .sampler(spec)
+            .seed(1)
+            .build()
+            .unwrap();
         study
             .optimize(conformance::suite_objective, crate::Optimize::trials(20))
             .unwrap();

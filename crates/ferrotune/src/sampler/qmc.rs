@@ -68,10 +68,10 @@ impl QmcSampler {
                     return Ok(None);
                 };
                 let space: SearchSpace = first
-                    .distributions
-                    .iter()
+                    .params
+                    .distributions()
                     .filter(|(_, d)| !d.is_single())
-                    .map(|(n, d)| (n.clone(), d.clone()))
+                    .map(|(n, d)| (n.to_owned(), d.clone()))
                     .collect();
                 storage.set_study_system_attr_if_absent(
                     study.study_id(),
@@ -103,7 +103,10 @@ fn nth_prime(n: usize) -> u64 {
     let mut candidate = 1u64;
     while count <= n {
         candidate += 1;
-        if (2..).take_while(|d| d * d <= candidate).all(|d| !candidate.is_multiple_of(d)) {
+        if (2..)
+            .take_while(|d| d * d <= candidate)
+            .all(|d| !candidate.is_multiple_of(d))
+        {
             count += 1;
         }
     }
@@ -222,7 +225,10 @@ mod tests {
         });
         let random = empty_cells(crate::SamplerSpec::Random);
         // 256 uniform points leave about 256/e ≈ 94 of 256 cells empty.
-        assert!(qmc < 40 && random > 60, "qmc {qmc} vs random {random} empty cells");
+        assert!(
+            qmc < 40 && random > 60,
+            "qmc {qmc} vs random {random} empty cells"
+        );
     }
 
     #[test]

@@ -106,7 +106,9 @@ impl FloatDistribution {
                 ));
             }
             if !(step.is_finite() && step > 0.0) {
-                return bad(format!("float step must be > 0 and finite, got step={step}"));
+                return bad(format!(
+                    "float step must be > 0 and finite, got step={step}"
+                ));
             }
             let points = grid_steps(low, high, step);
             let adjusted = low + points * step;
@@ -232,7 +234,9 @@ impl IntDistribution {
     pub fn new(low: i64, high: i64, log: bool, step: i64) -> Result<Self> {
         let bad = |msg: String| Err(Error::InvalidDistribution(msg));
         if low > high {
-            return bad(format!("int low={low} is greater than high={high}; swap them"));
+            return bad(format!(
+                "int low={low} is greater than high={high}; swap them"
+            ));
         }
         if step <= 0 {
             return bad(format!("int step must be >= 1, got step={step}"));
@@ -451,7 +455,7 @@ impl Distribution {
                         && internal <= d.high + slack
                         && (internal - nearest).abs() <= slack
                 }
-            }
+            },
             Distribution::Int(d) => {
                 internal.fract() == 0.0
                     && internal >= d.low as f64

@@ -72,7 +72,9 @@ impl PartialEq for ParamValue {
             (ParamValue::Bool(a), ParamValue::Bool(b)) => a == b,
             (ParamValue::Int(a), ParamValue::Int(b)) => a == b,
             // Typed, exact equality; +0.0 and -0.0 are one value.
-            (ParamValue::Float(a), ParamValue::Float(b)) => a.total_cmp(b).is_eq() || (*a - *b) == 0.0,
+            (ParamValue::Float(a), ParamValue::Float(b)) => {
+                a.total_cmp(b).is_eq() || (*a - *b) == 0.0
+            }
             (ParamValue::Str(a), ParamValue::Str(b)) => a == b,
             _ => false,
         }

@@ -8,7 +8,7 @@ use super::{Storage, StudyId};
 use crate::error::Error;
 use crate::space::{Distribution, FloatDistribution, IntDistribution, ParamValue};
 use crate::study::Direction;
-use crate::trial::{FrozenTrial, TrialId, TrialState};
+use crate::trial::{FrozenTrial, Param, TrialId, TrialState};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -36,6 +36,11 @@ fn float01() -> Distribution {
     FloatDistribution::uniform(0.0, 1.0).expect("valid").into()
 }
 
+/// A parameter from its internal value.
+fn param(name: &str, internal: f64, distribution: &Distribution) -> Param {
+    Param::from_internal(name, distribution.clone(), internal).expect("valid")
+}
+
 /// Create, find by name and id, list, reject duplicates, delete.
 pub fn studies_are_created_found_listed_and_deleted(s: &dyn Storage) {
     let mut attrs = BTreeMap::new();
@@ -47,7 +52,10 @@ pub fn studies_are_created_found_listed_and_deleted(s: &dyn Storage) {
     assert_ne!(a, b, "study ids must differ");
     let found = s.study_by_name("a").expect("find a");
     assert_eq!(found.id, a);
-    assert_eq!(found.directions, vec![Direction::Minimize, Direction::Maximize]);
+    assert_eq!(
+        found.directions,
+        vec![Direction::Minimize, Direction::Maximize]
+    );
     assert_eq!(found.system_attrs.get("k"), Some(&json!({"a": 1})));
     assert_eq!(s.study(b).expect("by id").name, "b");
     assert!(
@@ -74,9 +82,12 @@ pub fn studies_are_created_found_listed_and_deleted(s: &dyn Storage) {
 /// User and system attributes; `set_study_system_attr_if_absent` keeps the first value.
 pub fn study_attributes_and_first_writer_wins(s: &dyn Storage) {
     let id = new_study(s, "attrs");
-    s.set_study_user_attr(id, "note", &json!("hello")).expect("user attr");
-    s.set_study_system_attr(id, "x", &json!(1)).expect("sys attr");
-    s.set_study_system_attr(id, "x", &json!(2)).expect("overwrite");
+    s.set_study_user_attr(id, "note", &json!("hello"))
+        .expect("user attr");
+    s.set_study_system_attr(id, "x", &json!(1))
+        .expect("sys attr");
+    s.set_study_system_attr(id, "x", &json!(2))
+        .expect("overwrite");
     let first = s
         .set_study_system_attr_if_absent(id, "once", &json!("first"))
         .expect("if absent");
@@ -122,31 +133,41 @@ pub fn trial_numbers_are_dense_and_capped(s: &dyn Storage) {
 pub fn params_intermediates_and_attrs_round_trip(s: &dyn Storage) {
     let id = new_study(s, "rt");
     let t = s.create_trial(id, None).expect("create").expect("uncapped");
-    let lr: Distribution = FloatDistribution::log_uniform(1e-5, 1e-1).expect("valid").into();
+    let lr: Distribution = FloatDistribution::log_uniform(1e-5, 1e-1)
+        .expect("valid")
+        .into();
     let layers: Distribution = IntDistribution::range(1, 8).expect("valid").into();
     let opt: Distribution = crate::space::CategoricalDistribution::new(["adam", "sgd"])
         .expect("valid")
         .into();
-    s.set_trial_param(t.id, "lr", 0.001, &lr).expect("param");
-    s.set_trial_param(t.id, "layers", 3.0, &layers).expect("param");
-    s.set_trial_param(t.id, "opt", 1.0, &opt).expect("param");
+    s.set_trial_param(t.id, &param("lr", 0.001, &lr))
+        .expect("param");
+    s.set_trial_param(t.id, &param("layers", 3.0, &layers))
+        .expect("param");
+    s.set_trial_param(t.id, &param("opt", 1.0, &opt))
+        .expect("param");
     assert!(
         matches!(
-            s.set_trial_param(t.id, "lr", 0.5, &float01()),
+            s.set_trial_param(t.id, &param("lr", 0.5, &float01())),
             Err(Error::IncompatibleDistribution { .. })
         ),
         "a second distribution for one name must be rejected"
     );
-    s.set_trial_intermediate_value(t.id, 0, &[0.9]).expect("report");
-    s.set_trial_intermediate_value(t.id, 5, &[0.5]).expect("report");
-    s.set_trial_intermediate_value(t.id, 5, &[0.4]).expect("overwrite");
-    s.set_trial_user_attr(t.id, "u", &json!([1, 2])).expect("attr");
-    s.set_trial_system_attr(t.id, "s", &json!({"k": true})).expect("attr");
+    s.set_trial_intermediate_value(t.id, 0, &[0.9])
+        .expect("report");
+    s.set_trial_intermediate_value(t.id, 5, &[0.5])
+        .expect("report");
+    s.set_trial_intermediate_value(t.id, 5, &[0.4])
+        .expect("overwrite");
+    s.set_trial_user_attr(t.id, "u", &json!([1, 2]))
+        .expect("attr");
+    s.set_trial_system_attr(t.id, "s", &json!({"k": true}))
+        .expect("attr");
     let back = s.trial(t.id).expect("read");
     assert_eq!(back.params.get("lr"), Some(&ParamValue::Float(0.001)));
     assert_eq!(back.params.get("layers"), Some(&ParamValue::Int(3)));
     assert_eq!(back.params.get("opt"), Some(&ParamValue::from("sgd")));
-    assert_eq!(back.distributions.get("lr"), Some(&lr));
+    assert_eq!(back.params.distribution("lr"), Some(&lr));
     assert_eq!(back.internal_param("opt"), Some(1.0));
     assert_eq!(back.intermediate_values.get(&0), Some(&vec![0.9]));
     assert_eq!(back.intermediate_values.get(&5), Some(&vec![0.4]));
@@ -178,11 +199,23 @@ pub fn state_changes_are_compare_and_set(s: &dyn Storage) {
     let id = new_study(s, "cas");
     let t = s.create_trial(id, None).expect("create").expect("uncapped");
     assert!(s
-        .set_trial_state(t.id, TrialState::Running, TrialState::Complete, Some(&[1.5]), None)
+        .set_trial_state(
+            t.id,
+            TrialState::Running,
+            TrialState::Complete,
+            Some(&[1.5]),
+            None
+        )
         .expect("finish"));
     assert!(
-        !s.set_trial_state(t.id, TrialState::Running, TrialState::Fail, None, Some("late"))
-            .expect("second finish"),
+        !s.set_trial_state(
+            t.id,
+            TrialState::Running,
+            TrialState::Fail,
+            None,
+            Some("late")
+        )
+        .expect("second finish"),
         "a second finisher must lose"
     );
     let back = s.trial(t.id).expect("read");
@@ -193,16 +226,27 @@ pub fn state_changes_are_compare_and_set(s: &dyn Storage) {
 
     let f = s.create_trial(id, None).expect("create").expect("uncapped");
     assert!(s
-        .set_trial_state(f.id, TrialState::Running, TrialState::Fail, None, Some("boom"))
+        .set_trial_state(
+            f.id,
+            TrialState::Running,
+            TrialState::Fail,
+            None,
+            Some("boom")
+        )
         .expect("fail"));
-    assert_eq!(s.trial(f.id).expect("read").fail_reason.as_deref(), Some("boom"));
+    assert_eq!(
+        s.trial(f.id).expect("read").fail_reason.as_deref(),
+        Some("boom")
+    );
 
-    let by_state = s
-        .trials(id, Some(&[TrialState::Fail]))
-        .expect("filter");
+    let by_state = s.trials(id, Some(&[TrialState::Fail])).expect("filter");
     assert_eq!(by_state.len(), 1);
     assert_eq!(by_state[0].number, 1);
-    assert_eq!(s.n_trials(id, Some(&[TrialState::Complete])).expect("count"), 1);
+    assert_eq!(
+        s.n_trials(id, Some(&[TrialState::Complete]))
+            .expect("count"),
+        1
+    );
 }
 
 /// Writing to a finished trial is an error and changes nothing.
@@ -212,7 +256,9 @@ pub fn finished_trials_are_immutable(s: &dyn Storage) {
     s.set_trial_state(t.id, TrialState::Running, TrialState::Pruned, None, None)
         .expect("prune");
     let finished = |r: crate::Result<()>| matches!(r, Err(Error::TrialFinished { .. }));
-    assert!(finished(s.set_trial_param(t.id, "x", 0.5, &float01())));
+    assert!(finished(
+        s.set_trial_param(t.id, &param("x", 0.5, &float01()))
+    ));
     assert!(finished(s.set_trial_intermediate_value(t.id, 1, &[1.0])));
     assert!(finished(s.set_trial_user_attr(t.id, "k", &Value::Null)));
     assert!(finished(s.set_trial_system_attr(t.id, "k", &Value::Null)));
@@ -230,10 +276,20 @@ pub fn snapshots_do_not_alias_later_writes(s: &dyn Storage) {
     let t = s.create_trial(id, None).expect("create").expect("uncapped");
     let before = s.trials(id, None).expect("snapshot");
     let single = s.trial(t.id).expect("read");
-    s.set_trial_param(t.id, "x", 0.25, &float01()).expect("param");
-    s.set_trial_state(t.id, TrialState::Running, TrialState::Complete, Some(&[0.0]), None)
-        .expect("finish");
-    assert!(before[0].params.is_empty(), "snapshot changed by a later write");
+    s.set_trial_param(t.id, &param("x", 0.25, &float01()))
+        .expect("param");
+    s.set_trial_state(
+        t.id,
+        TrialState::Running,
+        TrialState::Complete,
+        Some(&[0.0]),
+        None,
+    )
+    .expect("finish");
+    assert!(
+        before[0].params.is_empty(),
+        "snapshot changed by a later write"
+    );
     assert_eq!(before[0].state, TrialState::Running);
     assert_eq!(single.state, TrialState::Running);
     assert_eq!(s.trial(t.id).expect("read").state, TrialState::Complete);
@@ -260,10 +316,15 @@ pub fn added_and_waiting_trials(s: &dyn Storage) {
 
     let mut waiting = FrozenTrial::new_running(TrialId(0), 0);
     waiting.state = TrialState::Waiting;
-    waiting.system_attrs.insert("fixed_params".into(), json!({"x": 0.1}));
+    waiting
+        .system_attrs
+        .insert("fixed_params".into(), json!({"x": 0.1}));
     let w = s.add_trial(id, &waiting).expect("enqueue");
     assert_eq!(w.state, TrialState::Waiting);
-    let claimed = s.claim_waiting_trial(id).expect("claim").expect("one waiting");
+    let claimed = s
+        .claim_waiting_trial(id)
+        .expect("claim")
+        .expect("one waiting");
     assert_eq!(claimed.id, w.id);
     assert_eq!(claimed.state, TrialState::Running);
     assert_eq!(
@@ -288,15 +349,30 @@ pub fn concurrent_workers_never_lose_or_duplicate<S: Storage + 'static>(s: Arc<S
                 for _ in 0..PER_THREAD {
                     let t = s.create_trial(id, None).expect("create").expect("uncapped");
                     let x = t.number as f64 / 1000.0;
-                    s.set_trial_param(t.id, "x", x, &float01()).expect("param");
-                    s.set_trial_intermediate_value(t.id, 0, &[x]).expect("report");
-                    s.set_trial_user_attr(t.id, "worker", &json!(w)).expect("attr");
+                    s.set_trial_param(t.id, &param("x", x, &float01()))
+                        .expect("param");
+                    s.set_trial_intermediate_value(t.id, 0, &[x])
+                        .expect("report");
+                    s.set_trial_user_attr(t.id, "worker", &json!(w))
+                        .expect("attr");
                     // Two finishers race for every trial: exactly one may win.
                     let a = s
-                        .set_trial_state(t.id, TrialState::Running, TrialState::Complete, Some(&[x]), None)
+                        .set_trial_state(
+                            t.id,
+                            TrialState::Running,
+                            TrialState::Complete,
+                            Some(&[x]),
+                            None,
+                        )
                         .expect("finish");
                     let b = s
-                        .set_trial_state(t.id, TrialState::Running, TrialState::Fail, None, Some("dup"))
+                        .set_trial_state(
+                            t.id,
+                            TrialState::Running,
+                            TrialState::Fail,
+                            None,
+                            Some("dup"),
+                        )
                         .expect("finish again");
                     assert!(a && !b, "exactly one finisher must win");
                     wins.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -309,7 +385,11 @@ pub fn concurrent_workers_never_lose_or_duplicate<S: Storage + 'static>(s: Arc<S
     assert_eq!(trials.len() as u64, n);
     assert_eq!(wins.into_inner(), n);
     let numbers: Vec<u64> = trials.iter().map(|t| t.number).collect();
-    assert_eq!(numbers, (0..n).collect::<Vec<_>>(), "numbers 0..n exactly once, in order");
+    assert_eq!(
+        numbers,
+        (0..n).collect::<Vec<_>>(),
+        "numbers 0..n exactly once, in order"
+    );
     for t in &trials {
         let x = t.number as f64 / 1000.0;
         assert_eq!(t.state, TrialState::Complete);
@@ -351,5 +431,9 @@ pub fn concurrent_claims_and_first_writer_wins<S: Storage + 'static>(s: Arc<S>) 
         (0..WAITING as u64).collect::<Vec<_>>(),
         "every waiting trial claimed exactly once"
     );
-    assert_eq!(winners.into_inner().expect("lock").len(), 1, "one winner for all");
+    assert_eq!(
+        winners.into_inner().expect("lock").len(),
+        1,
+        "one winner for all"
+    );
 }

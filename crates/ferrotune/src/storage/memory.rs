@@ -2,11 +2,10 @@
 
 use super::{FrozenStudy, Storage, StudyId};
 use crate::error::{Error, Result};
-use crate::space::Distribution;
 use crate::study::Direction;
-use crate::trial::{FrozenTrial, TrialId, TrialState};
+use crate::trial::{FrozenTrial, Param, TrialId, TrialState};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::SystemTime;
 
@@ -22,8 +21,9 @@ pub struct InMemoryStorage {
 #[derive(Debug, Default)]
 struct Inner {
     studies: BTreeMap<StudyId, StudyRecord>,
-    /// Where each trial lives: its study and its index (= number) there.
-    locations: HashMap<TrialId, (StudyId, usize)>,
+    /// Where each trial lives, indexed by id (ids are dense): its study and its index
+    /// (= number) there; `None` once its study is deleted.
+    locations: Vec<Option<(StudyId, usize)>>,
     next_study: u64,
     next_trial: u64,
 }
@@ -34,6 +34,8 @@ struct StudyRecord {
     trials: Vec<Arc<FrozenTrial>>,
     /// Numbers of the Waiting trials, so claiming one does not scan the study.
     waiting: BTreeSet<usize>,
+    /// How many parameters the last finished trial had: the room a new trial starts with.
+    params_hint: usize,
 }
 
 impl InMemoryStorage {
@@ -66,20 +68,21 @@ impl Inner {
             .ok_or_else(|| Error::StudyNotFound(format!("id {}", id.0)))
     }
 
+    fn location(&self, id: TrialId) -> Result<(StudyId, usize)> {
+        usize::try_from(id.0)
+            .ok()
+            .and_then(|i| self.locations.get(i).copied().flatten())
+            .ok_or_else(|| Error::TrialNotFound(id.to_string()))
+    }
+
     fn trial(&self, id: TrialId) -> Result<&Arc<FrozenTrial>> {
-        let (study, index) = *self
-            .locations
-            .get(&id)
-            .ok_or_else(|| Error::TrialNotFound(id.to_string()))?;
+        let (study, index) = self.location(id)?;
         Ok(&self.study(study)?.trials[index])
     }
 
     /// The trial for a write: errors when it is already finished.
     fn live_trial_mut(&mut self, id: TrialId) -> Result<&mut FrozenTrial> {
-        let (study, index) = *self
-            .locations
-            .get(&id)
-            .ok_or_else(|| Error::TrialNotFound(id.to_string()))?;
+        let (study, index) = self.location(id)?;
         let trial = Arc::make_mut(&mut self.study_mut(study)?.trials[index]);
         if trial.state.is_finished() {
             return Err(Error::TrialFinished {
@@ -92,6 +95,7 @@ impl Inner {
 
     fn push_trial(&mut self, study: StudyId, mut trial: FrozenTrial) -> Result<FrozenTrial> {
         let id = TrialId(self.next_trial);
+        debug_assert_eq!(self.locations.len() as u64, self.next_trial);
         let record = self.study_mut(study)?;
         trial.id = id;
         trial.number = record.trials.len() as u64;
@@ -99,10 +103,14 @@ impl Inner {
         if trial.state == TrialState::Waiting {
             record.waiting.insert(index);
         }
-        record.trials.push(Arc::new(trial.clone()));
-        self.locations.insert(id, (study, index));
+        let copy = trial.clone();
+        if !trial.state.is_finished() && trial.params.is_empty() {
+            trial.params.reserve(record.params_hint);
+        }
+        record.trials.push(Arc::new(trial));
+        self.locations.push(Some((study, index)));
         self.next_trial += 1;
-        Ok(trial)
+        Ok(copy)
     }
 }
 
@@ -132,6 +140,7 @@ impl Storage for InMemoryStorage {
                 },
                 trials: Vec::new(),
                 waiting: BTreeSet::new(),
+                params_hint: 0,
             },
         );
         Ok(id)
@@ -166,7 +175,12 @@ impl Storage for InMemoryStorage {
             .remove(&id)
             .ok_or_else(|| Error::StudyNotFound(format!("id {}", id.0)))?;
         for t in &record.trials {
-            inner.locations.remove(&t.id);
+            if let Some(slot) = usize::try_from(t.id.0)
+                .ok()
+                .and_then(|i| inner.locations.get_mut(i))
+            {
+                *slot = None;
+            }
         }
         Ok(())
     }
@@ -219,30 +233,9 @@ impl Storage for InMemoryStorage {
         self.write().push_trial(study, template.clone())
     }
 
-    fn set_trial_param(
-        &self,
-        trial: TrialId,
-        name: &str,
-        internal: f64,
-        distribution: &Distribution,
-    ) -> Result<()> {
-        let value = distribution.to_external(internal)?;
+    fn set_trial_param(&self, trial: TrialId, param: &Param) -> Result<()> {
         let mut inner = self.write();
-        let t = inner.live_trial_mut(trial)?;
-        if let Some(existing) = t.distributions.get(name) {
-            if existing != distribution {
-                return Err(Error::IncompatibleDistribution {
-                    name: name.to_owned(),
-                    first: existing.to_string(),
-                    second: distribution.to_string(),
-                });
-            }
-        } else {
-            t.distributions
-                .insert(name.to_owned(), distribution.clone());
-        }
-        t.params.insert(name.to_owned(), value);
-        Ok(())
+        inner.live_trial_mut(trial)?.params.set(param.clone())
     }
 
     fn set_trial_intermediate_value(
@@ -284,11 +277,11 @@ impl Storage for InMemoryStorage {
         if current != expected {
             return Ok(false);
         }
-        let (study, index) = inner.locations[&trial];
-        let waiting = &mut inner.study_mut(study)?.waiting;
-        waiting.remove(&index);
+        let (study, index) = inner.location(trial)?;
+        let record = inner.study_mut(study)?;
+        record.waiting.remove(&index);
         if new == TrialState::Waiting {
-            waiting.insert(index);
+            record.waiting.insert(index);
         }
         let t = inner.live_trial_mut(trial)?;
         t.state = new;
@@ -304,6 +297,10 @@ impl Storage for InMemoryStorage {
         }
         if new.is_finished() {
             t.datetime_complete = Some(now);
+            // The trial is final: drop the room it was given and size the next one by it.
+            t.params.shrink_to_fit();
+            let n = t.params.len();
+            inner.study_mut(study)?.params_hint = n;
         }
         Ok(true)
     }

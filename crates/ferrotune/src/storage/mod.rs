@@ -12,9 +12,8 @@ pub mod conformance;
 pub use memory::InMemoryStorage;
 
 use crate::error::Result;
-use crate::space::Distribution;
 use crate::study::Direction;
-use crate::trial::{FrozenTrial, TrialId, TrialState};
+use crate::trial::{FrozenTrial, Param, TrialId, TrialState};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -113,14 +112,11 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Waiting one for the queue) with the next number and a new id; returns the stored record.
     fn add_trial(&self, study: StudyId, template: &FrozenTrial) -> Result<FrozenTrial>;
 
-    /// Records a parameter's internal value and distribution.
-    fn set_trial_param(
-        &self,
-        trial: TrialId,
-        name: &str,
-        internal: f64,
-        distribution: &Distribution,
-    ) -> Result<()>;
+    /// Records a parameter of a Running trial (see [`Params::set`](crate::trial::Params::set)): a name already set with
+    /// the same distribution gets the new value; with another distribution it is
+    /// [`Error::IncompatibleDistribution`](crate::Error::IncompatibleDistribution). Cloning
+    /// `param` shares its name and distribution, so keeping it costs no allocation per name.
+    fn set_trial_param(&self, trial: TrialId, param: &Param) -> Result<()>;
 
     /// Records the intermediate values (one per objective) at `step`; a later write for the
     /// same step replaces the earlier one.

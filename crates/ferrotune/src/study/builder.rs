@@ -188,10 +188,22 @@ impl StudyBuilder {
         attrs.insert(CONFIG_ATTR.to_owned(), serde_json::to_value(&config)?);
         let id = storage.create_study(name, &directions, &attrs)?;
         tracing::info!(study = name, seed = config.seed, "created study");
-        Ok(self.finish(storage, id, name.to_owned(), directions, config, sampler, pruner))
+        Ok(self.finish(
+            storage,
+            id,
+            name.to_owned(),
+            directions,
+            config,
+            sampler,
+            pruner,
+        ))
     }
 
-    fn open(&self, storage: Arc<dyn Storage>, existing: crate::storage::FrozenStudy) -> Result<Study> {
+    fn open(
+        &self,
+        storage: Arc<dyn Storage>,
+        existing: crate::storage::FrozenStudy,
+    ) -> Result<Study> {
         let conflict = |field: &'static str, stored: String, given: String| Error::ConfigConflict {
             study: existing.name.clone(),
             field,
@@ -277,6 +289,7 @@ impl StudyBuilder {
                 pruner,
                 max_trials: self.max_trials,
                 stop: StopSignal::default(),
+                specs: Default::default(),
             }),
         }
     }
@@ -298,7 +311,9 @@ fn entropy() -> u64 {
         .unwrap_or_default();
     let mixed = nanos
         ^ u64::from(std::process::id()).rotate_left(32)
-        ^ COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        ^ COUNTER
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
     TrialRng::from_seed(mixed ^ stable_hash(b"ferrotune")).next_u64()
 }
 

@@ -104,7 +104,13 @@ mod tests {
     #[test]
     fn front_of_a_known_set() {
         let dirs = [Direction::Minimize, Direction::Minimize];
-        let pts: Vec<&[f64]> = vec![&[1.0, 4.0], &[2.0, 2.0], &[3.0, 3.0], &[4.0, 1.0], &[2.0, 2.0]];
+        let pts: Vec<&[f64]> = vec![
+            &[1.0, 4.0],
+            &[2.0, 2.0],
+            &[3.0, 3.0],
+            &[4.0, 1.0],
+            &[2.0, 2.0],
+        ];
         assert_eq!(pareto_front(&pts, &dirs), vec![0, 1, 3, 4]);
     }
 }

@@ -17,7 +17,7 @@ use crate::pruner::{Pruner, PrunerSpec};
 use crate::sampler::{Sampler, SamplerSpec};
 use crate::space::ParamValue;
 use crate::storage::{Storage, StudyId};
-use crate::trial::{check_values, FrozenTrial, Trial, TrialState};
+use crate::trial::{check_values, FrozenTrial, Params, SharedSpecs, Trial, TrialState};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -45,6 +45,8 @@ pub(crate) struct StudyInner {
     pub(crate) pruner: Arc<dyn Pruner>,
     pub(crate) max_trials: Option<u64>,
     pub(crate) stop: StopSignal,
+    /// Parameter names and distributions the study's trials share.
+    pub(crate) specs: SharedSpecs,
 }
 
 impl std::fmt::Debug for Study {
@@ -167,7 +169,9 @@ impl Study {
             None => {
                 if i.sampler.exhausted(&self.view())? {
                     i.stop.stop("the sampler has no configuration left");
-                    return Err(Error::Stopped("the sampler has no configuration left".into()));
+                    return Err(Error::Stopped(
+                        "the sampler has no configuration left".into(),
+                    ));
                 }
                 match i.storage.create_trial(i.id, i.max_trials)? {
                     Some(t) => t,
@@ -180,25 +184,36 @@ impl Study {
                 }
             }
         };
-        if let Err(e) = i.sampler.before_trial(&self.view(), &frozen) {
-            let reason = format!("sampler failed before the trial: {e}");
-            i.storage.set_trial_state(
-                frozen.id,
-                TrialState::Running,
-                TrialState::Fail,
-                None,
-                Some(&reason),
-            )?;
-            return Err(e);
-        }
-        // The sampler may have written to the trial (e.g. its grid point): read it back.
-        let frozen = (*i.storage.trial(frozen.id)?).clone();
+        let wrote = match i.sampler.before_trial(&self.view(), &frozen) {
+            Ok(wrote) => wrote,
+            Err(e) => {
+                let reason = format!("sampler failed before the trial: {e}");
+                i.storage.set_trial_state(
+                    frozen.id,
+                    TrialState::Running,
+                    TrialState::Fail,
+                    None,
+                    Some(&reason),
+                )?;
+                return Err(e);
+            }
+        };
+        // The sampler wrote to the trial (e.g. its grid point): read it back.
+        let frozen = if wrote {
+            (*i.storage.trial(frozen.id)?).clone()
+        } else {
+            frozen
+        };
         Ok(Trial::new(self, frozen))
     }
 
     /// Finishes a trial as Complete with its objective values. A NaN value, or the wrong
     /// number of values, marks the trial Fail with that reason instead (±∞ are valid values).
-    pub fn tell(&self, trial: Trial<'_>, values: impl crate::IntoValues) -> Result<Arc<FrozenTrial>> {
+    pub fn tell(
+        &self,
+        trial: Trial<'_>,
+        values: impl crate::IntoValues,
+    ) -> Result<Arc<FrozenTrial>> {
         self.finish(trial.frozen(), Outcome::Values(values.into_values()))
     }
 
@@ -214,7 +229,11 @@ impl Study {
 
     /// Finishes the Running trial with this number (from another process, say), as
     /// Complete with `values`. Errors when it is not Running.
-    pub fn tell_number(&self, number: u64, values: impl crate::IntoValues) -> Result<Arc<FrozenTrial>> {
+    pub fn tell_number(
+        &self,
+        number: u64,
+        values: impl crate::IntoValues,
+    ) -> Result<Arc<FrozenTrial>> {
         let trial = self.trial_by_number(number)?;
         self.finish(&trial, Outcome::Values(values.into_values()))
     }
@@ -227,7 +246,11 @@ impl Study {
             .ok_or_else(|| Error::TrialNotFound(format!("#{number} in study `{}`", self.name())))
     }
 
-    pub(crate) fn finish(&self, frozen: &FrozenTrial, outcome: Outcome) -> Result<Arc<FrozenTrial>> {
+    pub(crate) fn finish(
+        &self,
+        frozen: &FrozenTrial,
+        outcome: Outcome,
+    ) -> Result<Arc<FrozenTrial>> {
         let i = &*self.inner;
         let n = i.directions.len();
         let (state, values, reason) = match outcome {
@@ -347,8 +370,11 @@ impl Study {
     pub fn best_trial(&self) -> Result<Arc<FrozenTrial>> {
         self.require_single_objective("best_trial")?;
         let complete = self.trials_in(&[TrialState::Complete])?;
-        let best = best_of(complete.iter().map(|t| t.as_ref()), self.inner.directions[0])
-            .map(|b| b.id);
+        let best = best_of(
+            complete.iter().map(|t| t.as_ref()),
+            self.inner.directions[0],
+        )
+        .map(|b| b.id);
         match best {
             Some(id) => self.inner.storage.trial(id),
             None if complete.is_empty() => Err(Error::NoCompletedTrial("")),
@@ -366,7 +392,7 @@ impl Study {
     }
 
     /// The parameters of the best trial of a single-objective study.
-    pub fn best_params(&self) -> Result<BTreeMap<String, ParamValue>> {
+    pub fn best_params(&self) -> Result<Params> {
         Ok(self.best_trial()?.params.clone())
     }
 

@@ -26,9 +26,16 @@ fn ask_tell_records_params_and_values() {
     let mut t = s.ask().unwrap();
     assert_eq!(t.number(), 0);
     let x = t.suggest_float("x", 0.0, 1.0).unwrap();
-    assert_eq!(t.suggest_float("x", 0.0, 1.0).unwrap(), x, "same name, same value");
+    assert_eq!(
+        t.suggest_float("x", 0.0, 1.0).unwrap(),
+        x,
+        "same name, same value"
+    );
     let err = t.suggest_float("x", 0.0, 2.0).unwrap_err();
-    assert!(matches!(err, Error::IncompatibleDistribution { .. }), "{err}");
+    assert!(
+        matches!(err, Error::IncompatibleDistribution { .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("float[0, 1]") && err.to_string().contains("float[0, 2]"));
     t.set_user_attr("note", "hi").unwrap();
     let done = s.tell(t, x * 2.0).unwrap();
@@ -55,7 +62,11 @@ fn nan_fails_the_trial_and_infinity_is_a_value() {
     assert_eq!(inf.value(), Some(f64::INFINITY));
     let t = s.ask().unwrap();
     let wrong = s.tell(t, vec![1.0, 2.0]).unwrap();
-    assert_eq!(wrong.state, TrialState::Fail, "two values for one objective");
+    assert_eq!(
+        wrong.state,
+        TrialState::Fail,
+        "two values for one objective"
+    );
 }
 
 #[test]
@@ -117,7 +128,11 @@ fn enqueued_parameters_come_first_and_the_rest_is_sampled() {
     assert_eq!(trials[0].params["x"], ParamValue::Float(0.5));
     assert!(trials[0].params.contains_key("y"));
     assert_eq!(trials[1].state, TrialState::Fail, "9.0 is outside [-5, 5]");
-    assert!(trials[1].fail_reason.as_deref().unwrap().contains("outside"));
+    assert!(trials[1]
+        .fail_reason
+        .as_deref()
+        .unwrap()
+        .contains("outside"));
     assert_eq!(trials.len(), 3);
 }
 
@@ -132,7 +147,10 @@ fn uncaught_errors_stop_the_study_caught_ones_do_not() {
     };
     let s = study();
     let err = s.optimize(failing, Optimize::trials(10)).unwrap_err();
-    assert!(matches!(err, Error::ObjectiveFailed { number: 1, .. }), "{err}");
+    assert!(
+        matches!(err, Error::ObjectiveFailed { number: 1, .. }),
+        "{err}"
+    );
     let trials = s.trials().unwrap();
     assert_eq!(trials.len(), 2, "the study stops at the first failure");
     assert_eq!(trials[1].state, TrialState::Fail);
@@ -142,7 +160,8 @@ fn uncaught_errors_stop_the_study_caught_ones_do_not() {
     let only_io = Catch::If(Arc::new(|e: &(dyn std::error::Error + 'static)| {
         e.downcast_ref::<std::io::Error>().is_some()
     }));
-    s.optimize(failing, Optimize::trials(10).catch(only_io)).unwrap();
+    s.optimize(failing, Optimize::trials(10).catch(only_io))
+        .unwrap();
     assert_eq!(s.trials_in(&[TrialState::Fail]).unwrap().len(), 5);
     assert_eq!(s.trials_in(&[TrialState::Complete]).unwrap().len(), 5);
 }
@@ -159,7 +178,11 @@ fn a_panic_is_recorded_as_fail() {
     assert!(err.to_string().contains("exploded"), "{err}");
     let t = &s.trials().unwrap()[0];
     assert_eq!(t.state, TrialState::Fail);
-    assert!(t.fail_reason.as_deref().unwrap().contains("panicked: exploded"));
+    assert!(t
+        .fail_reason
+        .as_deref()
+        .unwrap()
+        .contains("panicked: exploded"));
     // Caught panics let the study go on.
     let s = study();
     s.optimize(
@@ -224,8 +247,14 @@ fn max_trials_is_exact_across_threads_and_calls() {
     };
     let (a, b) = (make(), make());
     std::thread::scope(|scope| {
-        scope.spawn(|| a.optimize(quadratic, Optimize::trials(100).jobs(4)).unwrap());
-        scope.spawn(|| b.optimize(quadratic, Optimize::trials(100).jobs(4)).unwrap());
+        scope.spawn(|| {
+            a.optimize(quadratic, Optimize::trials(100).jobs(4))
+                .unwrap()
+        });
+        scope.spawn(|| {
+            b.optimize(quadratic, Optimize::trials(100).jobs(4))
+                .unwrap()
+        });
     });
     assert_eq!(a.trials().unwrap().len(), 37);
     assert!(a.trials_in(&[TrialState::Running]).unwrap().is_empty());
@@ -270,7 +299,11 @@ fn reopening_uses_the_stored_configuration_and_rejects_conflicts() {
         .build()
         .unwrap();
     let loaded = Study::load(storage.clone(), "s").unwrap();
-    assert_eq!(loaded.config(), created.config(), "seed, sampler and pruner stored");
+    assert_eq!(
+        loaded.config(),
+        created.config(),
+        "seed, sampler and pruner stored"
+    );
     assert_eq!(loaded.directions(), &[Direction::Maximize]);
     assert_eq!(loaded.config().version, env!("CARGO_PKG_VERSION"));
 
@@ -292,7 +325,9 @@ fn reopening_uses_the_stored_configuration_and_rejects_conflicts() {
         .load_if_exists(true)
         .build()
         .unwrap_err();
-    assert!(seed_conflict.to_string().contains(&created.seed().to_string()));
+    assert!(seed_conflict
+        .to_string()
+        .contains(&created.seed().to_string()));
     assert!(matches!(
         Study::load(storage, "missing"),
         Err(Error::StudyNotFound(_))
@@ -403,14 +438,23 @@ fn reports_per_objective_and_duplicate_steps() {
 fn add_trial_validates_and_warm_starts() {
     let s = study();
     let x: crate::Distribution = FloatDistribution::uniform(0.0, 1.0).unwrap().into();
-    let good = FrozenTrial::completed([("x".to_owned(), x.clone(), ParamValue::Float(0.3))], vec![0.2]);
+    let good = FrozenTrial::completed(
+        [("x".to_owned(), x.clone(), ParamValue::Float(0.3))],
+        vec![0.2],
+    );
     s.add_trial(&good).unwrap();
-    let outside = FrozenTrial::completed([("x".to_owned(), x.clone(), ParamValue::Float(3.0))], vec![0.2]);
+    let outside = FrozenTrial::completed(
+        [("x".to_owned(), x.clone(), ParamValue::Float(3.0))],
+        vec![0.2],
+    );
     assert!(matches!(
         s.add_trial(&outside),
         Err(Error::ValueOutOfDistribution { .. })
     ));
-    let nan = FrozenTrial::completed([("x".to_owned(), x, ParamValue::Float(0.3))], vec![f64::NAN]);
+    let nan = FrozenTrial::completed(
+        [("x".to_owned(), x, ParamValue::Float(0.3))],
+        vec![f64::NAN],
+    );
     assert!(s.add_trial(&nan).is_err());
     let mut running = good.clone();
     running.state = TrialState::Running;

@@ -36,7 +36,10 @@ impl StopSignal {
 
     /// Why the study was stopped.
     pub fn reason(&self) -> Option<String> {
-        self.reason.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Clears the request, so a later `optimize` call runs again.

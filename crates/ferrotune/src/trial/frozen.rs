@@ -1,6 +1,6 @@
 //! `FrozenTrial`: the immutable record of a trial as storage holds it.
 
-use super::TrialState;
+use super::{Param, Params, TrialState};
 use crate::error::{Error, Result};
 use crate::space::{Distribution, ParamValue};
 use serde::{Deserialize, Serialize};
@@ -25,7 +25,10 @@ pub(crate) const CONSTRAINT_PREFIX: &str = "constraint:";
 ///
 /// Fields are public so finished trials from elsewhere can be built and inserted with
 /// `Study::add_trial` (which validates them); reading a trial never aliases later writes.
+///
+/// Serialized with `params` (name → value) and `distributions` (name → distribution) maps.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(into = "Repr", try_from = "Repr")]
 pub struct FrozenTrial {
     /// Storage-wide id (ignored by `Study::add_trial`, which assigns a new one).
     pub id: TrialId,
@@ -36,10 +39,9 @@ pub struct FrozenTrial {
     /// Objective values, one per direction, when Complete (Pruned trials carry their last
     /// intermediate value when there is one).
     pub values: Option<Vec<f64>>,
-    /// Parameter values by name.
-    pub params: BTreeMap<String, ParamValue>,
-    /// Each parameter's distribution, by name.
-    pub distributions: BTreeMap<String, Distribution>,
+    /// Parameters by name, each with its value and distribution: `params["lr"]` is a value,
+    /// `params.distribution("lr")` its distribution.
+    pub params: Params,
     /// Intermediate values by step, one value per objective.
     pub intermediate_values: BTreeMap<u64, Vec<f64>>,
     /// When the trial started running.
@@ -63,8 +65,7 @@ impl FrozenTrial {
             number,
             state: TrialState::Running,
             values: None,
-            params: BTreeMap::new(),
-            distributions: BTreeMap::new(),
+            params: Params::new(),
             intermediate_values: BTreeMap::new(),
             datetime_start: Some(SystemTime::now()),
             datetime_complete: None,
@@ -80,10 +81,10 @@ impl FrozenTrial {
         values: Vec<f64>,
     ) -> Self {
         let mut t = FrozenTrial::new_running(TrialId(0), 0);
-        for (name, dist, value) in params {
-            t.distributions.insert(name.clone(), dist);
-            t.params.insert(name, value);
-        }
+        t.params = params
+            .into_iter()
+            .map(|(name, dist, value)| Param::new(&name, dist, value))
+            .collect();
         t.state = TrialState::Complete;
         t.values = Some(values);
         t.datetime_complete = t.datetime_start;
@@ -100,10 +101,14 @@ impl FrozenTrial {
         self.params.get(name)
     }
 
+    /// A parameter's distribution.
+    pub fn distribution(&self, name: &str) -> Option<&Distribution> {
+        self.params.distribution(name)
+    }
+
     /// A parameter's internal value (its index for a categorical).
     pub fn internal_param(&self, name: &str) -> Option<f64> {
-        let dist = self.distributions.get(name)?;
-        dist.to_internal(self.params.get(name)?).ok()
+        self.params.param(name)?.internal().ok()
     }
 
     /// The largest step with an intermediate value.
@@ -146,30 +151,12 @@ impl FrozenTrial {
     /// Checks a record before it is inserted: parameters match their distributions, finished
     /// states carry consistent values, and nothing is NaN.
     pub fn validate(&self, n_objectives: usize) -> Result<()> {
-        for (name, value) in &self.params {
-            let dist = self.distributions.get(name).ok_or_else(|| {
-                Error::invalid_argument(
-                    "trial",
-                    format!("parameter `{name}` has no distribution"),
-                )
-            })?;
-            dist.to_internal(value)?;
-        }
-        if let Some(name) = self
-            .distributions
-            .keys()
-            .find(|n| !self.params.contains_key(*n))
-        {
-            return Err(Error::invalid_argument(
-                "trial",
-                format!("distribution `{name}` has no parameter value"),
-            ));
+        for p in self.params.as_slice() {
+            p.internal()?;
         }
         match (self.state, &self.values) {
             (TrialState::Complete, None) => {
-                return Err(Error::InvalidValues(
-                    "a Complete trial needs values".into(),
-                ))
+                return Err(Error::InvalidValues("a Complete trial needs values".into()))
             }
             (TrialState::Complete, Some(v)) => check_values(v, n_objectives)?,
             (TrialState::Pruned, Some(v)) if v.len() != n_objectives => {
@@ -187,6 +174,86 @@ impl FrozenTrial {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// `FrozenTrial`'s serialized form: parameters as two maps, as Optuna keeps them.
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "FrozenTrial")]
+struct Repr {
+    id: TrialId,
+    number: u64,
+    state: TrialState,
+    values: Option<Vec<f64>>,
+    params: BTreeMap<String, ParamValue>,
+    distributions: BTreeMap<String, Distribution>,
+    intermediate_values: BTreeMap<u64, Vec<f64>>,
+    datetime_start: Option<SystemTime>,
+    datetime_complete: Option<SystemTime>,
+    user_attrs: BTreeMap<String, serde_json::Value>,
+    system_attrs: BTreeMap<String, serde_json::Value>,
+    fail_reason: Option<String>,
+}
+
+impl From<FrozenTrial> for Repr {
+    fn from(t: FrozenTrial) -> Repr {
+        Repr {
+            id: t.id,
+            number: t.number,
+            state: t.state,
+            values: t.values,
+            params: t
+                .params
+                .iter()
+                .map(|(n, v)| (n.to_owned(), v.clone()))
+                .collect(),
+            distributions: t
+                .params
+                .distributions()
+                .map(|(n, d)| (n.to_owned(), d.clone()))
+                .collect(),
+            intermediate_values: t.intermediate_values,
+            datetime_start: t.datetime_start,
+            datetime_complete: t.datetime_complete,
+            user_attrs: t.user_attrs,
+            system_attrs: t.system_attrs,
+            fail_reason: t.fail_reason,
+        }
+    }
+}
+
+impl TryFrom<Repr> for FrozenTrial {
+    type Error = Error;
+    fn try_from(mut r: Repr) -> Result<FrozenTrial> {
+        let mut params = Params::with_capacity(r.distributions.len());
+        for (name, dist) in r.distributions {
+            let value = r.params.remove(&name).ok_or_else(|| {
+                Error::invalid_argument(
+                    "trial",
+                    format!("distribution `{name}` has no parameter value"),
+                )
+            })?;
+            params.insert(Param::new(&name, dist, value));
+        }
+        if let Some(name) = r.params.keys().next() {
+            return Err(Error::invalid_argument(
+                "trial",
+                format!("parameter `{name}` has no distribution"),
+            ));
+        }
+        Ok(FrozenTrial {
+            id: r.id,
+            number: r.number,
+            state: r.state,
+            values: r.values,
+            params,
+            intermediate_values: r.intermediate_values,
+            datetime_start: r.datetime_start,
+            datetime_complete: r.datetime_complete,
+            user_attrs: r.user_attrs,
+            system_attrs: r.system_attrs,
+            fail_reason: r.fail_reason,
+        })
     }
 }
 

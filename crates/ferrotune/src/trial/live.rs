@@ -1,6 +1,7 @@
 //! `Trial`: the live, define-by-run handle an objective uses.
 
-use super::{FrozenTrial, CONSTRAINT_PREFIX};
+use super::params::{find_spec, NameKey, Spec, SpecSnapshot};
+use super::{FrozenTrial, Param, CONSTRAINT_PREFIX};
 use crate::error::{Error, Result};
 use crate::rng::TrialRng;
 use crate::space::{
@@ -76,15 +77,23 @@ pub struct Trial<'s> {
     /// Values proposed jointly by the sampler, computed on the first suggest.
     relative: Option<BTreeMap<String, f64>>,
     relative_space: crate::sampler::SearchSpace,
+    /// The study's shared parameter specs when the trial started.
+    specs: SpecSnapshot,
+    /// Whether a suggestion needed a spec the snapshot lacked (shared back when the trial ends).
+    new_specs: bool,
 }
 
 impl<'s> Trial<'s> {
-    pub(crate) fn new(study: &'s Study, frozen: FrozenTrial) -> Self {
+    pub(crate) fn new(study: &'s Study, mut frozen: FrozenTrial) -> Self {
+        let shared = &study.inner().specs;
+        frozen.params.reserve(shared.expected_len());
         Trial {
             study,
             frozen,
             relative: None,
             relative_space: Default::default(),
+            specs: shared.snapshot(),
+            new_specs: false,
         }
     }
 
@@ -106,7 +115,7 @@ impl<'s> Trial<'s> {
     /// Suggests a value from any distribution: the typed entry for everything the helpers do
     /// not cover (`FloatDistribution::log_uniform(1e-5, 1e-1)?`, stepped ranges…).
     pub fn suggest<D: Suggest>(&mut self, name: &str, distribution: D) -> Result<D::Value> {
-        let value = self.suggest_distribution(name, &distribution.distribution())?;
+        let value = self.suggest_distribution(name, distribution.distribution())?;
         D::convert(value)
     }
 
@@ -136,38 +145,52 @@ impl<'s> Trial<'s> {
         T: Clone + Into<ParamValue>,
     {
         let dist = CategoricalDistribution::new(choices.iter().cloned().map(Into::into))?;
-        let value = self.suggest_distribution(name, &Distribution::Categorical(dist.clone()))?;
-        let index = dist
-            .index_of(&value)
-            .ok_or_else(|| Error::Storage(format!("categorical `{name}` holds {value}")))?;
+        let value = self.suggest_distribution(name, Distribution::Categorical(dist))?;
+        // The recorded distribution equals the one just built: its choices are `choices`.
+        let index = match self.frozen.params.distribution(name) {
+            Some(Distribution::Categorical(dist)) => dist.index_of(&value),
+            _ => None,
+        }
+        .ok_or_else(|| Error::Storage(format!("categorical `{name}` holds {value}")))?;
         Ok(choices[index].clone())
     }
 
-    fn suggest_distribution(&mut self, name: &str, dist: &Distribution) -> Result<ParamValue> {
-        if let Some(existing) = self.frozen.distributions.get(name) {
-            if existing != dist {
-                return Err(Error::IncompatibleDistribution {
-                    name: name.to_owned(),
-                    first: existing.to_string(),
-                    second: dist.to_string(),
-                });
+    fn suggest_distribution(&mut self, name: &str, dist: Distribution) -> Result<ParamValue> {
+        let key = NameKey::new(name);
+        let index = match self.frozen.params.position_by(key) {
+            Ok(i) => {
+                let existing = &self.frozen.params.as_slice()[i];
+                if *existing.distribution() != dist {
+                    return Err(Error::IncompatibleDistribution {
+                        name: name.to_owned(),
+                        first: existing.distribution().to_string(),
+                        second: dist.to_string(),
+                    });
+                }
+                return Ok(existing.value().clone());
             }
-            if let Some(v) = self.frozen.params.get(name) {
-                return Ok(v.clone());
-            }
-        }
-        let internal = self.propose(name, dist)?;
+            Err(i) => i,
+        };
+        let internal = self.propose(name, &dist)?;
         let value = dist.to_external(internal).map_err(|_| {
             Error::Storage(format!(
                 "the sampler proposed {internal} for `{name}`, outside {dist} (a sampler bug)"
             ))
         })?;
+        let spec = match find_spec(&self.specs, key, &dist) {
+            Some(spec) => spec.clone(),
+            None => {
+                self.new_specs = true;
+                Spec::new(name, dist)
+            }
+        };
+        let param = Param::from_spec(spec, value);
         self.study
             .inner()
             .storage
-            .set_trial_param(self.frozen.id, name, internal, dist)?;
-        self.frozen.distributions.insert(name.to_owned(), dist.clone());
-        self.frozen.params.insert(name.to_owned(), value.clone());
+            .set_trial_param(self.frozen.id, &param)?;
+        let value = param.value().clone();
+        self.frozen.params.insert_at(index, param);
         Ok(value)
     }
 
@@ -204,9 +227,12 @@ impl<'s> Trial<'s> {
                 BTreeMap::new()
             } else {
                 let mut rng = TrialRng::for_trial(seed, self.frozen.number, "relative");
-                inner
-                    .sampler
-                    .sample_relative(&view, &self.frozen, &self.relative_space, &mut rng)?
+                inner.sampler.sample_relative(
+                    &view,
+                    &self.frozen,
+                    &self.relative_space,
+                    &mut rng,
+                )?
             };
             self.relative = Some(proposed);
         }
@@ -300,5 +326,13 @@ impl<'s> Trial<'s> {
             .set_trial_system_attr(self.frozen.id, key, &value)?;
         self.frozen.system_attrs.insert(key.to_owned(), value);
         Ok(())
+    }
+}
+
+impl Drop for Trial<'_> {
+    fn drop(&mut self) {
+        if self.new_specs {
+            self.study.inner().specs.learn(&self.frozen.params);
+        }
     }
 }
