@@ -4,10 +4,12 @@ use super::Sampler;
 use crate::error::{Error, Result};
 use crate::rng::TrialRng;
 use crate::space::{Distribution, ParamValue};
+use crate::storage::StudyId;
 use crate::study::StudyView;
 use crate::trial::{FrozenTrial, TrialState};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
 /// Trial system attribute holding the trial's grid point index.
 const GRID_ID_ATTR: &str = "grid_id";
@@ -19,11 +21,24 @@ const GRID_ID_ATTR: &str = "grid_id";
 /// parallel threads or processes sharing one storage. When every point has been handed out the
 /// study stops; a trial that finds the grid already used up fails with that reason and stops
 /// the study (this can only happen to a trial started in parallel with the last one).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct GridSampler {
     names: Vec<String>,
     values: Vec<Vec<ParamValue>>,
     n_points: u64,
+    /// Per study: every slot below this one is known to be claimed.
+    claimed_below: Mutex<HashMap<StudyId, u64>>,
+}
+
+impl Clone for GridSampler {
+    fn clone(&self) -> Self {
+        GridSampler {
+            names: self.names.clone(),
+            values: self.values.clone(),
+            n_points: self.n_points,
+            claimed_below: Mutex::default(),
+        }
+    }
 }
 
 impl GridSampler {
@@ -52,6 +67,7 @@ impl GridSampler {
             names,
             values,
             n_points,
+            claimed_below: Mutex::default(),
         })
     }
 
@@ -103,7 +119,7 @@ impl GridSampler {
         // first probe; collisions with parallel workers move on to the next slot.
         for offset in 0..n {
             let slot = (number + offset) % n;
-            let key = format!("grid:claim:{slot}");
+            let key = claim_key(slot);
             let winner =
                 study
                     .storage()
@@ -116,6 +132,11 @@ impl GridSampler {
     }
 }
 
+/// The study attribute that records which trial claimed grid slot `slot`.
+fn claim_key(slot: u64) -> String {
+    format!("grid:claim:{slot}")
+}
+
 fn gcd(mut a: u64, mut b: u64) -> u64 {
     while b != 0 {
         (a, b) = (b, a % b);
@@ -125,13 +146,22 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 
 impl Sampler for GridSampler {
     fn exhausted(&self, study: &StudyView<'_>) -> Result<bool> {
-        let record = study.storage().study(study.study_id())?;
-        let claimed = record
-            .system_attrs
-            .keys()
-            .filter(|k| k.starts_with("grid:claim:"))
-            .count() as u64;
-        Ok(claimed >= self.n_points)
+        // Claims are never released, so the slots below the last known unclaimed one stay
+        // claimed: each check resumes there, and a whole study costs O(points) lookups.
+        let mut known = self.claimed_below.lock().unwrap_or_else(|e| e.into_inner());
+        let below = known.entry(study.study_id()).or_insert(0);
+        while *below < self.n_points {
+            let key = claim_key(*below);
+            if study
+                .storage()
+                .study_system_attr(study.study_id(), &key)?
+                .is_none()
+            {
+                break;
+            }
+            *below += 1;
+        }
+        Ok(*below >= self.n_points)
     }
 
     fn before_trial(&self, study: &StudyView<'_>, trial: &FrozenTrial) -> Result<bool> {
@@ -195,12 +225,7 @@ impl Sampler for GridSampler {
         _state: TrialState,
         _values: Option<&[f64]>,
     ) -> Result<()> {
-        let handed_out = study
-            .trials()?
-            .iter()
-            .filter(|t| t.system_attrs.contains_key(GRID_ID_ATTR))
-            .count() as u64;
-        if handed_out >= self.n_points {
+        if self.exhausted(study)? {
             study.stop("grid exhausted");
         }
         Ok(())
