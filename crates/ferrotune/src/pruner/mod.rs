@@ -11,6 +11,9 @@ mod percentile;
 mod spec;
 mod threshold;
 
+#[cfg(test)]
+mod test_util;
+
 pub use nop::NopPruner;
 pub use patient::PatientPruner;
 pub use percentile::{MedianPruner, PercentilePruner};

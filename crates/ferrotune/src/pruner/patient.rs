@@ -80,26 +80,9 @@ impl Pruner for PatientPruner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pruner::test_util::{curve_trial as trial, study};
     use crate::pruner::{NopPruner, PrunerSpec, ThresholdPruner};
     use crate::study::Study;
-    use crate::trial::TrialId;
-
-    fn study(direction: Direction) -> Result<Study> {
-        Study::builder()
-            .direction(direction)
-            .pruner(PrunerSpec::Nop)
-            .seed(1)
-            .build()
-    }
-
-    /// A trial record reporting `curve[i]` at step `i`.
-    fn trial(curve: &[f64]) -> FrozenTrial {
-        let mut t = FrozenTrial::new_running(TrialId(0), 0);
-        for (step, &v) in curve.iter().enumerate() {
-            t.intermediate_values.insert(step as u64, vec![v]);
-        }
-        t
-    }
 
     fn patient(patience: u64, min_delta: f64) -> PatientPruner {
         PatientPruner::new(None, patience, min_delta).expect("valid pruner")

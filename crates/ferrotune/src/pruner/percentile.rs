@@ -144,17 +144,10 @@ impl Pruner for PercentilePruner {
 #[allow(clippy::float_cmp)]
 mod tests {
     use super::*;
+    use crate::pruner::test_util::study;
     use crate::pruner::PrunerSpec;
     use crate::study::Study;
     use crate::trial::{Trial, TrialId};
-
-    fn study(direction: Direction) -> Result<Study> {
-        Study::builder()
-            .direction(direction)
-            .pruner(PrunerSpec::Nop)
-            .seed(1)
-            .build()
-    }
 
     /// Runs a trial reporting `curve[i]` at step `i`, then completes it with its last value.
     fn complete(study: &Study, curve: &[f64]) -> Result<()> {

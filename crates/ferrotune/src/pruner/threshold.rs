@@ -83,21 +83,12 @@ impl Pruner for ThresholdPruner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pruner::test_util::{self, curve_trial as trial};
     use crate::pruner::PrunerSpec;
     use crate::study::{Direction, Study};
-    use crate::trial::TrialId;
 
     fn study() -> Result<Study> {
-        Study::builder().pruner(PrunerSpec::Nop).seed(1).build()
-    }
-
-    /// A trial record reporting `curve[i]` at step `i`.
-    fn trial(curve: &[f64]) -> FrozenTrial {
-        let mut t = FrozenTrial::new_running(TrialId(0), 0);
-        for (step, &v) in curve.iter().enumerate() {
-            t.intermediate_values.insert(step as u64, vec![v]);
-        }
-        t
+        test_util::study(Direction::Minimize)
     }
 
     fn band(lower: Option<f64>, upper: Option<f64>) -> ThresholdPruner {
