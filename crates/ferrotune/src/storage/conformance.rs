@@ -23,6 +23,8 @@ pub fn run_all<S: Storage + 'static>(make: impl Fn() -> S) {
     finished_trials_are_immutable(&make());
     snapshots_do_not_alias_later_writes(&make());
     added_and_waiting_trials(&make());
+    studies_are_renamed(&make());
+    heartbeats_mark_stale_running_trials_only(&make());
     concurrent_workers_never_lose_or_duplicate(Arc::new(make()));
     concurrent_claims_and_first_writer_wins(Arc::new(make()));
 }
@@ -436,4 +438,52 @@ pub fn concurrent_claims_and_first_writer_wins<S: Storage + 'static>(s: Arc<S>) 
         1,
         "one winner for all"
     );
+}
+
+/// Renaming keeps the study and its trials; a taken name is refused.
+pub fn studies_are_renamed(s: &dyn Storage) {
+    let a = new_study(s, "old");
+    new_study(s, "taken");
+    s.create_trial(a, None).expect("trial");
+    s.rename_study(a, "new").expect("rename");
+    assert_eq!(s.study_by_name("new").expect("renamed").id, a);
+    assert!(matches!(s.study_by_name("old"), Err(Error::StudyNotFound(_))));
+    assert_eq!(s.n_trials(a, None).expect("count"), 1);
+    assert!(matches!(
+        s.rename_study(a, "taken"),
+        Err(Error::DuplicateStudy(_))
+    ));
+}
+
+/// Only Running trials with an old heartbeat are stale: never those without one, nor
+/// finished or Paused ones; entering Running again clears the heartbeat.
+pub fn heartbeats_mark_stale_running_trials_only(s: &dyn Storage) {
+    let id = new_study(s, "beats");
+    let grace = std::time::Duration::from_millis(300);
+    let beating = s.create_trial(id, None).expect("create").expect("uncapped");
+    let silent = s.create_trial(id, None).expect("create").expect("uncapped");
+    let fresh = s.create_trial(id, None).expect("create").expect("uncapped");
+    let finished = s.create_trial(id, None).expect("create").expect("uncapped");
+    let paused = s.create_trial(id, None).expect("create").expect("uncapped");
+    for t in [&beating, &finished, &paused] {
+        s.record_heartbeat(t.id).expect("heartbeat");
+    }
+    assert!(s.stale_trials(id, grace).expect("stale").is_empty());
+    std::thread::sleep(grace + std::time::Duration::from_millis(200));
+    s.record_heartbeat(fresh.id).expect("heartbeat");
+    s.set_trial_state(finished.id, TrialState::Running, TrialState::Complete, Some(&[1.0]), None)
+        .expect("finish");
+    s.set_trial_state(paused.id, TrialState::Running, TrialState::Paused, None, None)
+        .expect("pause");
+    assert_eq!(
+        s.stale_trials(id, grace).expect("stale"),
+        vec![beating.id],
+        "only the running trial with an old heartbeat is stale (not {:?} without one)",
+        silent.id
+    );
+    // A resumed trial starts without a heartbeat.
+    s.set_trial_state(paused.id, TrialState::Paused, TrialState::Running, None, None)
+        .expect("resume");
+    assert_eq!(s.stale_trials(id, grace).expect("stale"), vec![beating.id]);
+    assert!(s.record_heartbeat(finished.id).is_err(), "finished trials take no heartbeat");
 }

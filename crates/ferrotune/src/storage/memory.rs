@@ -5,9 +5,9 @@ use crate::error::{Error, Result};
 use crate::study::Direction;
 use crate::trial::{FrozenTrial, Param, TrialId, TrialState};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 /// A storage that keeps everything in memory behind one lock.
 ///
@@ -36,6 +36,8 @@ struct StudyRecord {
     waiting: BTreeSet<usize>,
     /// How many parameters the last finished trial had: the room a new trial starts with.
     params_hint: usize,
+    /// Last heartbeat of Running trials, by trial number.
+    heartbeats: HashMap<usize, Instant>,
 }
 
 impl InMemoryStorage {
@@ -141,6 +143,7 @@ impl Storage for InMemoryStorage {
                 trials: Vec::new(),
                 waiting: BTreeSet::new(),
                 params_hint: 0,
+                heartbeats: HashMap::new(),
             },
         );
         Ok(id)
@@ -182,6 +185,19 @@ impl Storage for InMemoryStorage {
                 *slot = None;
             }
         }
+        Ok(())
+    }
+
+    fn rename_study(&self, id: StudyId, name: &str) -> Result<()> {
+        let mut inner = self.write();
+        if inner
+            .studies
+            .values()
+            .any(|s| s.study.name == name && s.study.id != id)
+        {
+            return Err(Error::DuplicateStudy(name.to_owned()));
+        }
+        inner.study_mut(id)?.study.name = name.to_owned();
         Ok(())
     }
 
@@ -279,6 +295,7 @@ impl Storage for InMemoryStorage {
         }
         let (study, index) = inner.location(trial)?;
         let record = inner.study_mut(study)?;
+        record.heartbeats.remove(&index);
         record.waiting.remove(&index);
         if new == TrialState::Waiting {
             record.waiting.insert(index);
@@ -303,6 +320,36 @@ impl Storage for InMemoryStorage {
             inner.study_mut(study)?.params_hint = n;
         }
         Ok(true)
+    }
+
+    fn record_heartbeat(&self, trial: TrialId) -> Result<()> {
+        let mut inner = self.write();
+        let (study, index) = inner.location(trial)?;
+        let record = inner.study_mut(study)?;
+        let state = record.trials[index].state;
+        if state != TrialState::Running {
+            return Err(Error::TrialFinished {
+                number: index as u64,
+                state,
+            });
+        }
+        record.heartbeats.insert(index, Instant::now());
+        Ok(())
+    }
+
+    fn stale_trials(&self, study: StudyId, grace: Duration) -> Result<Vec<TrialId>> {
+        let inner = self.read();
+        let record = inner.study(study)?;
+        let mut stale: Vec<TrialId> = record
+            .heartbeats
+            .iter()
+            .filter(|(_, beat)| beat.elapsed() > grace)
+            .map(|(&index, _)| &record.trials[index])
+            .filter(|t| t.state == TrialState::Running)
+            .map(|t| t.id)
+            .collect();
+        stale.sort_unstable();
+        Ok(stale)
     }
 
     fn trial(&self, trial: TrialId) -> Result<Arc<FrozenTrial>> {

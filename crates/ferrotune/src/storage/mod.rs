@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// A storage-wide study identifier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -83,6 +83,9 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Deletes a study and all its trials.
     fn delete_study(&self, id: StudyId) -> Result<()>;
 
+    /// Renames a study. Errors with `DuplicateStudy` when the new name is taken.
+    fn rename_study(&self, id: StudyId, name: &str) -> Result<()>;
+
     /// Sets a user attribute of a study (last writer wins).
     fn set_study_user_attr(&self, id: StudyId, key: &str, value: &Value) -> Result<()>;
 
@@ -141,6 +144,17 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         values: Option<&[f64]>,
         fail_reason: Option<&str>,
     ) -> Result<bool>;
+
+    /// Records that a Running trial is alive, stamped with the storage's own clock (a
+    /// database's, not the worker's: machines drift). Entering Running through
+    /// [`set_trial_state`](Storage::set_trial_state) clears the heartbeat, so a claimed or
+    /// resumed trial starts without one.
+    fn record_heartbeat(&self, trial: TrialId) -> Result<()>;
+
+    /// The Running trials of `study` whose last heartbeat is older than `grace` by the
+    /// storage's clock. Trials that never had a heartbeat, and trials in any other state
+    /// (Paused ones included), are never stale.
+    fn stale_trials(&self, study: StudyId, grace: Duration) -> Result<Vec<TrialId>>;
 
     /// One trial by id.
     fn trial(&self, trial: TrialId) -> Result<Arc<FrozenTrial>>;

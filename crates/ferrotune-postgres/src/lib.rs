@@ -1,0 +1,1 @@
+//! ferrotune storage on postgres (in progress).
