@@ -28,6 +28,7 @@
 //! ```
 
 mod error;
+pub mod export;
 mod objective;
 pub mod pruner;
 pub mod rng;
@@ -45,5 +46,7 @@ pub use space::{
     CategoricalDistribution, Distribution, FloatDistribution, IntDistribution, ParamValue,
 };
 pub use storage::{InMemoryStorage, Storage};
-pub use study::{Catch, Direction, Optimize, Study, StudyBuilder, StudyView};
+pub use study::{
+    Catch, Direction, Heartbeat, Optimize, RetryPolicy, Study, StudyBuilder, StudyView,
+};
 pub use trial::{FrozenTrial, Param, Params, Trial, TrialState};

@@ -447,7 +447,10 @@ pub fn studies_are_renamed(s: &dyn Storage) {
     s.create_trial(a, None).expect("trial");
     s.rename_study(a, "new").expect("rename");
     assert_eq!(s.study_by_name("new").expect("renamed").id, a);
-    assert!(matches!(s.study_by_name("old"), Err(Error::StudyNotFound(_))));
+    assert!(matches!(
+        s.study_by_name("old"),
+        Err(Error::StudyNotFound(_))
+    ));
     assert_eq!(s.n_trials(a, None).expect("count"), 1);
     assert!(matches!(
         s.rename_study(a, "taken"),
@@ -471,10 +474,22 @@ pub fn heartbeats_mark_stale_running_trials_only(s: &dyn Storage) {
     assert!(s.stale_trials(id, grace).expect("stale").is_empty());
     std::thread::sleep(grace + std::time::Duration::from_millis(200));
     s.record_heartbeat(fresh.id).expect("heartbeat");
-    s.set_trial_state(finished.id, TrialState::Running, TrialState::Complete, Some(&[1.0]), None)
-        .expect("finish");
-    s.set_trial_state(paused.id, TrialState::Running, TrialState::Paused, None, None)
-        .expect("pause");
+    s.set_trial_state(
+        finished.id,
+        TrialState::Running,
+        TrialState::Complete,
+        Some(&[1.0]),
+        None,
+    )
+    .expect("finish");
+    s.set_trial_state(
+        paused.id,
+        TrialState::Running,
+        TrialState::Paused,
+        None,
+        None,
+    )
+    .expect("pause");
     assert_eq!(
         s.stale_trials(id, grace).expect("stale"),
         vec![beating.id],
@@ -482,8 +497,17 @@ pub fn heartbeats_mark_stale_running_trials_only(s: &dyn Storage) {
         silent.id
     );
     // A resumed trial starts without a heartbeat.
-    s.set_trial_state(paused.id, TrialState::Paused, TrialState::Running, None, None)
-        .expect("resume");
+    s.set_trial_state(
+        paused.id,
+        TrialState::Paused,
+        TrialState::Running,
+        None,
+        None,
+    )
+    .expect("resume");
     assert_eq!(s.stale_trials(id, grace).expect("stale"), vec![beating.id]);
-    assert!(s.record_heartbeat(finished.id).is_err(), "finished trials take no heartbeat");
+    assert!(
+        s.record_heartbeat(finished.id).is_err(),
+        "finished trials take no heartbeat"
+    );
 }

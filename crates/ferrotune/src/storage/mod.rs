@@ -4,11 +4,13 @@
 //! a [`Storage`]. The same code therefore runs in one thread, many threads, or many processes on
 //! many machines that share a database.
 
+mod manage;
 mod memory;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
+pub use manage::{copy_study, delete_study, rename_study, study_summaries, StudySummary};
 pub use memory::InMemoryStorage;
 
 use crate::error::Result;

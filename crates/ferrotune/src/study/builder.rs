@@ -1,6 +1,6 @@
 //! `StudyBuilder`: creates a study or reopens one, checking the stored configuration.
 
-use super::{Direction, StopSignal, Study, StudyInner};
+use super::{Direction, Heartbeat, RetryPolicy, StopSignal, Study, StudyInner};
 use crate::error::{Error, Result};
 use crate::pruner::{Pruner, PrunerSpec};
 use crate::rng::{stable_hash, TrialRng};
@@ -54,6 +54,8 @@ pub struct StudyBuilder {
     max_trials: Option<u64>,
     load_if_exists: bool,
     load_only: bool,
+    heartbeat: Option<Heartbeat>,
+    retry: Option<RetryPolicy>,
 }
 
 impl StudyBuilder {
@@ -113,6 +115,18 @@ impl StudyBuilder {
     /// so several workers together stop at exactly this many.
     pub fn max_trials(mut self, n: u64) -> Self {
         self.max_trials = Some(n);
+        self
+    }
+    /// Refresh running trials' heartbeats and reap the trials of dead workers (see
+    /// [`Heartbeat`]). Off by default: without heartbeats a killed worker's trial stays
+    /// Running.
+    pub fn heartbeat(mut self, heartbeat: Heartbeat) -> Self {
+        self.heartbeat = Some(heartbeat);
+        self
+    }
+    /// Retry failed trials with the same parameters (see [`RetryPolicy`]).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
         self
     }
     /// Reopen the study when one with this name exists, instead of failing.
@@ -290,6 +304,8 @@ impl StudyBuilder {
                 max_trials: self.max_trials,
                 stop: StopSignal::default(),
                 specs: Default::default(),
+                heartbeat: self.heartbeat,
+                retry: self.retry,
             }),
         }
     }

@@ -4,11 +4,13 @@ mod builder;
 mod direction;
 #[cfg(feature = "signal")]
 mod interrupt;
+mod liveness;
 mod optimize;
 mod view;
 
 pub use builder::{StudyBuilder, StudyConfig};
 pub use direction::{dominates, pareto_front, Direction};
+pub use liveness::{Heartbeat, RetryPolicy, FAILED_TRIAL_ATTR, RETRY_HISTORY_ATTR};
 pub use optimize::{Callback, Catch, CatchPredicate, Optimize, PanicError};
 pub use view::{StopSignal, StudyView, TrialFilter};
 
@@ -47,6 +49,10 @@ pub(crate) struct StudyInner {
     pub(crate) stop: StopSignal,
     /// Parameter names and distributions the study's trials share.
     pub(crate) specs: SharedSpecs,
+    /// Heartbeats of running trials, when enabled.
+    pub(crate) heartbeat: Option<Heartbeat>,
+    /// Which failed trials are retried.
+    pub(crate) retry: Option<RetryPolicy>,
 }
 
 impl std::fmt::Debug for Study {

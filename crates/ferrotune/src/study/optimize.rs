@@ -1,5 +1,6 @@
 //! `Study::optimize`: the trial loop, on one thread or many.
 
+use super::liveness::HeartbeatThread;
 use super::{Outcome, Study};
 use crate::error::{Error, Result};
 use crate::objective::{Objective, TrialError};
@@ -207,6 +208,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 fn run_trial<O: Objective>(run: &Run, objective: &O, options: &Optimize) -> Result<Next> {
     let study = &run.study;
+    study.fail_stale_trials()?;
     let mut trial = match study.ask() {
         Ok(t) => t,
         Err(Error::Stopped(reason)) => {
@@ -220,7 +222,16 @@ fn run_trial<O: Objective>(run: &Run, objective: &O, options: &Optimize) -> Resu
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(id);
+    let heartbeat = match study.inner.heartbeat {
+        Some(h) => Some(HeartbeatThread::start(
+            study.storage().clone(),
+            id,
+            h.interval,
+        )?),
+        None => None,
+    };
     let result = catch_unwind(AssertUnwindSafe(|| objective.evaluate(&mut trial)));
+    drop(heartbeat);
     let mut uncaught = None;
     let outcome = match result {
         Ok(Ok(values)) => Outcome::Values(values),
@@ -247,6 +258,9 @@ fn run_trial<O: Objective>(run: &Run, objective: &O, options: &Optimize) -> Resu
         .remove(&id);
     let finished = finished?;
     log_trial(study, &finished);
+    if finished.state == TrialState::Fail && study.inner.retry.is_some_and(|r| r.retry_failed) {
+        study.retry_trial(&finished)?;
+    }
     for cb in &options.callbacks {
         cb(study, &finished);
     }
