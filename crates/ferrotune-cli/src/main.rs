@@ -1,6 +1,8 @@
 //! The `ferrotune` command line.
 
 mod space_file;
+mod storage_url;
+mod studies;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -18,8 +20,91 @@ struct Cli {
     command: Command,
 }
 
+/// Where studies live.
+#[derive(clap::Args, Debug)]
+struct StorageArg {
+    /// Storage URL: sqlite:///file.db (relative), sqlite:////abs/file.db, or
+    /// postgres://user@host:port/db.
+    #[arg(long, env = "FERROTUNE_STORAGE", default_value = storage_url::DEFAULT_STORAGE)]
+    storage: String,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// List the studies in a storage with their trial counts and best values.
+    Studies {
+        #[command(flatten)]
+        storage: StorageArg,
+    },
+    /// Print a study's trials as a table, CSV or JSON Lines.
+    Trials {
+        /// The study.
+        #[arg(long)]
+        study: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = studies::Format::Table)]
+        format: studies::Format,
+        #[command(flatten)]
+        storage: StorageArg,
+    },
+    /// Print a study's best trial (the Pareto front for several objectives).
+    Best {
+        /// The study.
+        #[arg(long)]
+        study: String,
+        #[command(flatten)]
+        storage: StorageArg,
+    },
+    /// Create a study.
+    Create {
+        /// The study.
+        #[arg(long)]
+        study: String,
+        /// One per objective: minimize or maximize (minimize when none is given).
+        #[arg(long = "direction")]
+        directions: Vec<ferrotune::Direction>,
+        /// random, qmc, halton, or a JSON sampler spec (see `ferrotune samplers`).
+        #[arg(long)]
+        sampler: Option<String>,
+        /// The study seed (generated and stored when not given).
+        #[arg(long)]
+        seed: Option<u64>,
+        #[command(flatten)]
+        storage: StorageArg,
+    },
+    /// Delete a study and its trials.
+    Delete {
+        /// The study.
+        #[arg(long)]
+        study: String,
+        #[command(flatten)]
+        storage: StorageArg,
+    },
+    /// Rename a study.
+    Rename {
+        /// The study.
+        #[arg(long)]
+        study: String,
+        /// Its new name.
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        storage: StorageArg,
+    },
+    /// Copy a study, with every trial, to another storage (or under another name).
+    Copy {
+        /// The study.
+        #[arg(long)]
+        study: String,
+        /// The destination storage URL.
+        #[arg(long)]
+        to_storage: String,
+        /// The copy's name (the same name by default).
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        storage: StorageArg,
+    },
     /// Search-space files.
     Space {
         #[command(subcommand)]
@@ -81,6 +166,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             println!("{} parameter(s), valid", space.len());
         }
+        Command::Studies { storage } => studies::list(&storage.storage)?,
+        Command::Trials {
+            study,
+            format,
+            storage,
+        } => studies::trials(&storage.storage, &study, format)?,
+        Command::Best { study, storage } => studies::best(&storage.storage, &study)?,
+        Command::Create {
+            study,
+            directions,
+            sampler,
+            seed,
+            storage,
+        } => studies::create(
+            &storage.storage,
+            &study,
+            &directions,
+            sampler.as_deref(),
+            seed,
+        )?,
+        Command::Delete { study, storage } => studies::delete(&storage.storage, &study)?,
+        Command::Rename { study, to, storage } => studies::rename(&storage.storage, &study, &to)?,
+        Command::Copy {
+            study,
+            to_storage,
+            to,
+            storage,
+        } => studies::copy(&storage.storage, &study, &to_storage, to.as_deref())?,
         Command::Samplers => {
             let specs = [
                 ferrotune::SamplerSpec::Random,

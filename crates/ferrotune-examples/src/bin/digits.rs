@@ -5,9 +5,13 @@
 
 use anyhow::Context;
 use clap::Parser;
-use ferrotune::{Direction, FrozenTrial, Optimize, PrunerSpec, SamplerSpec, Study, TrialState};
+use ferrotune::{
+    Direction, FrozenTrial, InMemoryStorage, Optimize, PrunerSpec, SamplerSpec, Storage, Study,
+    TrialState,
+};
 use ferrotune_examples::digits::{cv_accuracy, load_digits, ModelConfig};
 use ferrotune_examples::jobs::{accuracy, Job, FOLDS, JOBS};
+use ferrotune_sqlite::SqliteStorage;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +32,10 @@ struct Args {
     /// Divide every trial budget by this factor (a quick smoke run: --budget-divisor 10).
     #[arg(long, default_value_t = 1)]
     budget_divisor: u64,
+    /// Where the studies are stored: a SQLite URL (running again resumes each study up to its
+    /// budget), or `memory` to keep nothing.
+    #[arg(long, default_value = "sqlite:///ferrotune.db")]
+    storage: String,
 }
 
 struct Summary {
@@ -48,6 +56,14 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    let storage: Arc<dyn Storage> = if args.storage == "memory" {
+        Arc::new(InMemoryStorage::new())
+    } else {
+        Arc::new(
+            SqliteStorage::open(&args.storage)
+                .with_context(|| format!("cannot open storage {}", args.storage))?,
+        )
+    };
     let data = load_digits();
     println!(
         "digits: {} samples x {} features, {FOLDS}-fold cross-validated accuracy; random search, seed {}",
@@ -82,12 +98,24 @@ fn main() -> anyhow::Result<()> {
         );
         let study = Study::builder()
             .name(format!("digits-{}", job.name))
+            .storage(storage.clone())
+            .load_if_exists(true)
+            .max_trials(budget)
             .direction(Direction::Maximize)
             .sampler(SamplerSpec::Random)
             .pruner(PrunerSpec::Nop)
             .seed(args.seed)
             .build()?;
-        let done = Arc::new(AtomicU64::new(0));
+        let already = study.trials()?.len() as u64;
+        if already > 0 {
+            println!(
+                "[{}] resuming study `{}`: {already} of {budget} trials already in {}",
+                job.name,
+                study.name(),
+                args.storage
+            );
+        }
+        let done = Arc::new(AtomicU64::new(already));
         let search = Instant::now();
         let progress = {
             let done = done.clone();
@@ -112,7 +140,7 @@ fn main() -> anyhow::Result<()> {
         };
         study.optimize(
             accuracy(&data, job.kind, args.seed),
-            Optimize::trials(budget).jobs(args.jobs).callback(progress),
+            Optimize::unbounded().jobs(args.jobs).callback(progress),
         )?;
         summaries.push(Summary {
             job,
