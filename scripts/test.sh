@@ -198,5 +198,10 @@ if [[ -n $CA ]]; then
 fi
 log "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PORT (throwaway cluster in $WORK)"
 
-# Not exec: the trap stops the cluster afterwards.
-cargo test ${SCOPE[@]+"${SCOPE[@]}"} --locked ${ARGS[@]+"${ARGS[@]}"}
+# Not exec: the trap stops the cluster afterwards. FERROTUNE_WITH_POSTGRES runs another
+# command against the cluster instead of the tests (scripts/bench_storage_vs_peers.sh).
+if [[ -n "${FERROTUNE_WITH_POSTGRES:-}" ]]; then
+    bash -c "$FERROTUNE_WITH_POSTGRES"
+else
+    cargo test ${SCOPE[@]+"${SCOPE[@]}"} --locked ${ARGS[@]+"${ARGS[@]}"}
+fi

@@ -1,4 +1,4 @@
-//! Trial throughput on PostgreSQL: ask, 2 parameters, report 10 steps, tell — random
+//! Trial throughput on PostgreSQL: ask, 10 parameters, report 10 steps, tell — random
 //! sampler, no pruner — in 1 process and in 8 processes sharing one study.
 //!
 //! Run with `FERROTUNE_TEST_POSTGRES_URL=postgres://… cargo bench -p ferrotune-postgres
@@ -15,7 +15,8 @@ use std::time::Instant;
 
 const URL_VAR: &str = "FERROTUNE_TEST_POSTGRES_URL";
 const CHILD: &str = "FERROTUNE_PG_BENCH_CHILD";
-const PARAMS: usize = 2;
+/// Ten float parameters, as in the peers' benchmark (`peers/storage_throughput.py`).
+const PARAMS: usize = 10;
 const STEPS: u64 = 10;
 
 fn study(url: &str, schema: &str) -> ferrotune::Result<Study> {

@@ -1,10 +1,10 @@
-//! SQLite storage throughput: ask + 2 suggested floats + 10 reported steps + tell, random
+//! SQLite storage throughput: ask + 10 suggested floats + 10 reported steps + tell, random
 //! sampler, no pruner, on a fresh database file — `synchronous=normal` and `full`, from one
 //! process and from 8 processes sharing the file.
 //!
 //! Run with `cargo bench -p ferrotune-sqlite --bench throughput [-- N]` (N trials per
 //! configuration, default 1000). Prints one JSON line per configuration, in the format of
-//! `crates/ferrotune/benches/overhead.rs`. Each trial is 14 write transactions (create, 2
+//! `crates/ferrotune/benches/overhead.rs`. Each trial is 22 write transactions (create, 10
 //! params, 10 reports, state), so `full` measures the disk's fsync latency.
 
 use ferrotune::{PrunerSpec, SamplerSpec, Study};
@@ -15,6 +15,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 const STEPS: u64 = 10;
+/// Ten float parameters, as in the peers' benchmark (`peers/storage_throughput.py`).
+const PARAM_NAMES: [&str; 10] = ["x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9"];
 const PROCS: usize = 8;
 const CHILD: &str = "FERROTUNE_SQLITE_BENCH_CHILD";
 
@@ -35,9 +37,11 @@ fn run_trials(study: &Study, n: usize) -> ferrotune::Result<Vec<f64>> {
     for _ in 0..n {
         let t0 = Instant::now();
         let mut trial = study.ask()?;
-        let x = trial.suggest_float("x", -5.0, 5.0)?;
-        let y = trial.suggest_float("y", -5.0, 5.0)?;
-        let mut value = x * x + y * y;
+        let mut value = 0.0;
+        for name in PARAM_NAMES {
+            let x = trial.suggest_float(name, -5.0, 5.0)?;
+            value += x * x;
+        }
         for step in 0..STEPS {
             value *= 0.9;
             trial.report(step, value)?;
@@ -81,8 +85,9 @@ fn one_process(n: usize, sync: &str) -> ferrotune::Result<()> {
     let unchanged_read = t0.elapsed().as_secs_f64();
     let mean_us = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64 * 1e6;
     println!(
-        "{{\"peer\": \"ferrotune\", \"version\": \"{}\", \"sampler\": \"random\", \"storage\": \"sqlite\", \"synchronous\": \"{sync}\", \"processes\": 1, \"trials\": {n}, \"params\": 2, \"steps\": {STEPS}, \"wall_s\": {wall:.6}, \"trials_per_s\": {:.1}, \"us_per_trial_first\": {:.1}, \"us_per_trial_last\": {:.1}, \"us_read_cold\": {:.1}, \"us_read_after_one_trial\": {:.1}, \"us_read_unchanged\": {:.1}}}",
+        "{{\"peer\": \"ferrotune\", \"version\": \"{}\", \"sampler\": \"random\", \"storage\": \"sqlite\", \"synchronous\": \"{sync}\", \"processes\": 1, \"trials\": {n}, \"params\": {}, \"steps\": {STEPS}, \"wall_s\": {wall:.6}, \"trials_per_s\": {:.1}, \"us_per_trial_first\": {:.1}, \"us_per_trial_last\": {:.1}, \"us_read_cold\": {:.1}, \"us_read_after_one_trial\": {:.1}, \"us_read_unchanged\": {:.1}}}",
         env!("CARGO_PKG_VERSION"),
+        PARAM_NAMES.len(),
         n as f64 / wall,
         mean_us(&per_trial[..window]),
         mean_us(&per_trial[n - window..]),
@@ -120,8 +125,9 @@ fn many_processes(n: usize, sync: &str) -> ferrotune::Result<()> {
     let study = open_study(&url)?;
     assert_eq!(study.trials()?.len(), total);
     println!(
-        "{{\"peer\": \"ferrotune\", \"version\": \"{}\", \"sampler\": \"random\", \"storage\": \"sqlite\", \"synchronous\": \"{sync}\", \"processes\": {PROCS}, \"trials\": {total}, \"params\": 2, \"steps\": {STEPS}, \"wall_s\": {wall:.6}, \"trials_per_s\": {:.1}}}",
+        "{{\"peer\": \"ferrotune\", \"version\": \"{}\", \"sampler\": \"random\", \"storage\": \"sqlite\", \"synchronous\": \"{sync}\", \"processes\": {PROCS}, \"trials\": {total}, \"params\": {}, \"steps\": {STEPS}, \"wall_s\": {wall:.6}, \"trials_per_s\": {:.1}}}",
         env!("CARGO_PKG_VERSION"),
+        PARAM_NAMES.len(),
         total as f64 / wall,
     );
     let _ = std::fs::remove_dir_all(path.parent().unwrap_or(&path));
