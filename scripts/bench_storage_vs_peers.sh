@@ -21,7 +21,7 @@ out=target/bench-storage.jsonl
 : >"$out"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 cargo bench -q -p ferrotune-sqlite --bench throughput -- "$n" | tee -a "$out"
-cargo bench -q -p ferrotune-postgres --bench throughput -- $((n / 8 > 0 ? n / 8 : 1)) | tee -a "$out"
+cargo bench -q -p ferrotune-postgres --bench throughput -- "$n" | tee -a "$out"
 "$venv/bin/python" crates/ferrotune-bench/peers/storage_throughput.py \
     --storage sqlite,journal,postgres --peer all --processes 1,8 --trials "$n" | tee -a "$out"
 "$venv/bin/python" crates/ferrotune-bench/peers/storage_throughput.py \
@@ -37,6 +37,7 @@ for r in rows:
 for r in rows:
     if r.get("peer") == "ferrotune" or "trials_per_s" not in r or r.get("mode") == "tpe_ask_at_history":
         continue
+    # Peers' journal files are compared with our SQLite (both are embedded single files).
     key = ("sqlite" if r["storage"] in ("sqlite", "journal") else r["storage"], r["processes"])
     if key in ours and r["trials_per_s"]:
         print(f'{r["peer"]:>8} {r["storage"]:>8} P={r["processes"]}: {r["trials_per_s"]:9.1f}/s '

@@ -480,6 +480,9 @@ def main():
     peers = parse_list(args.peer, ALL_PEERS, "peer")
     processes = [int(p) for p in args.processes.split(",") if p.strip()]
     postgres_url = args.postgres_url or os.environ.get("FERROTUNE_TEST_POSTGRES_URL")
+    if postgres_url and postgres_url.startswith("postgres://"):
+        # SQLAlchemy (Optuna's RDBStorage) only knows the `postgresql` dialect name.
+        postgres_url = "postgresql+psycopg2://" + postgres_url[len("postgres://"):]
     quiet_optuna()
 
     def emit(rec):

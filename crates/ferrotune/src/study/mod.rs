@@ -296,7 +296,15 @@ impl Study {
             });
         }
         hook?;
-        i.storage.trial(frozen.id)
+        // The final record as this worker wrote it, built here rather than read back: a
+        // database storage saves a round trip per trial. (Times are this machine's clock; the
+        // stored completion time is the storage's.)
+        let mut done = frozen.clone();
+        done.state = state;
+        done.values = values;
+        done.fail_reason = reason;
+        done.datetime_complete = Some(std::time::SystemTime::now());
+        Ok(Arc::new(done))
     }
 
     /// Adds a trial to run first: its `params` are used as given and the rest are sampled.
