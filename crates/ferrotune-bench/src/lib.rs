@@ -1,0 +1,7 @@
+//! Benchmark problems with known optima, and (to come) the harness that runs every sampler
+//! against its peers on them. `peers/` holds the Python scripts that measure Optuna and
+//! Rustuna on the same loops.
+
+pub mod synthetic;
+
+pub use synthetic::{Synthetic, SYNTHETIC};
