@@ -2,6 +2,8 @@
 //! against its peers on them. `peers/` holds the Python scripts that measure Optuna and
 //! Rustuna on the same loops.
 
+pub mod harness;
+pub mod report;
 pub mod synthetic;
 
 pub use synthetic::{Synthetic, SYNTHETIC};
