@@ -3,7 +3,7 @@
 //! in the output file are skipped, so an interrupted comparison resumes where it stopped,
 //! and a time budget stops it between runs.
 
-use crate::synthetic::Synthetic;
+use crate::problem::Problem;
 use ferrotune::{PrunerSpec, SamplerSpec, Study, TrialState};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -69,7 +69,7 @@ pub fn completed_runs(
 
 /// Runs `spec` on `problem` for `n_trials` with `seed`; returns one record per trial.
 pub fn run_one(
-    problem: &Synthetic,
+    problem: &dyn Problem,
     spec: &SamplerSpec,
     seed: u64,
     n_trials: u64,
@@ -84,12 +84,10 @@ pub fn run_one(
     for _ in 0..n_trials {
         let start = Instant::now();
         let mut trial = study.ask()?;
-        let mut x = Vec::with_capacity(problem.dim());
-        for (i, &(lo, hi)) in problem.bounds.iter().enumerate() {
-            x.push(trial.suggest_float(&format!("x{i}"), lo, hi)?);
-        }
+        problem.suggest(&mut trial)?;
         let sampled = start.elapsed();
-        let value = (problem.f)(&x);
+        let noise_seed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ trial.number();
+        let value = problem.evaluate(&trial.frozen().params, noise_seed);
         let tell_start = Instant::now();
         let done = study.tell(trial, value)?;
         let overhead = sampled + tell_start.elapsed();
@@ -98,7 +96,7 @@ pub fn run_one(
         }
         records.push(Record {
             version: RECORD_VERSION,
-            problem: problem.name.to_owned(),
+            problem: problem.name(),
             sampler: sampler_label(spec),
             seed,
             trial: done.number,
@@ -125,7 +123,7 @@ pub struct Progress {
 /// Runs every (problem, sampler, seed) not yet in `out`, appending each run's records when
 /// it finishes (so a killed harness never leaves half a run), until `budget` is spent.
 pub fn run_all(
-    problems: &[Synthetic],
+    problems: &[Box<dyn Problem>],
     samplers: &[SamplerSpec],
     seeds: &[u64],
     n_trials: u64,
@@ -142,7 +140,7 @@ pub fn run_all(
     for problem in problems {
         for spec in samplers {
             for &seed in seeds {
-                let key = (problem.name.to_owned(), sampler_label(spec), seed);
+                let key = (problem.name(), sampler_label(spec), seed);
                 if done.contains(&key) {
                     progress.skipped += 1;
                     continue;
@@ -151,7 +149,7 @@ pub fn run_all(
                     progress.left += 1;
                     continue;
                 }
-                let records = run_one(problem, spec, seed, n_trials)?;
+                let records = run_one(problem.as_ref(), spec, seed, n_trials)?;
                 let mut text = String::new();
                 for r in &records {
                     text.push_str(&serde_json::to_string(r)?);
@@ -193,12 +191,16 @@ mod tests {
         dir.join("results.jsonl")
     }
 
+    fn two_problems() -> Vec<Box<dyn Problem>> {
+        vec![Box::new(SYNTHETIC[0]), Box::new(SYNTHETIC[1])]
+    }
+
     #[test]
     fn runs_are_recorded_resumed_and_reported() {
         let out = temp("resume");
-        let problems = &SYNTHETIC[..2];
+        let problems = two_problems();
         let samplers = [SamplerSpec::Random];
-        let p = run_all(problems, &samplers, &[0, 1], 30, &out, None).unwrap();
+        let p = run_all(&problems, &samplers, &[0, 1], 30, &out, None).unwrap();
         assert_eq!(
             p,
             Progress {
@@ -207,7 +209,7 @@ mod tests {
                 left: 0
             }
         );
-        let again = run_all(problems, &samplers, &[0, 1, 2], 30, &out, None).unwrap();
+        let again = run_all(&problems, &samplers, &[0, 1, 2], 30, &out, None).unwrap();
         assert_eq!(
             again,
             Progress {
@@ -233,13 +235,14 @@ mod tests {
             }
         }
         // The same seed gives the same run.
-        let rerun = run_one(&problems[0], &samplers[0], 0, 30).unwrap();
+        let rerun = run_one(problems[0].as_ref(), &samplers[0], 0, 30).unwrap();
         let first: Vec<_> = records
             .iter()
-            .filter(|r| r.problem == problems[0].name && r.seed == 0)
+            .filter(|r| r.problem == problems[0].name() && r.seed == 0)
             .collect();
+        assert_eq!(first.len(), 30);
         for (a, b) in rerun.iter().zip(first) {
-            assert_eq!(a.value, b.value);
+            assert_eq!(a.value.map(f64::to_bits), b.value.map(f64::to_bits));
         }
         let md = crate::report::markdown(&records);
         assert!(
@@ -251,8 +254,9 @@ mod tests {
     #[test]
     fn a_spent_budget_leaves_runs_for_later() {
         let out = temp("budget");
+        let one: Vec<Box<dyn Problem>> = vec![Box::new(SYNTHETIC[0])];
         let p = run_all(
-            &SYNTHETIC[..1],
+            &one,
             &[SamplerSpec::Random],
             &[0, 1, 2],
             10,

@@ -3,7 +3,9 @@
 //! Rustuna on the same loops.
 
 pub mod harness;
+pub mod problem;
 pub mod report;
 pub mod synthetic;
 
+pub use problem::{suite, Conditional, Mixed, Noisy, Problem};
 pub use synthetic::{Synthetic, SYNTHETIC};

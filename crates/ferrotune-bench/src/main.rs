@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use ferrotune::SamplerSpec;
 use ferrotune_bench::harness::{run_all, Record};
-use ferrotune_bench::{report, SYNTHETIC};
+use ferrotune_bench::{report, suite, Problem};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -89,17 +89,22 @@ fn main() -> anyhow::Result<()> {
             out,
             budget,
         } => {
-            let chosen: Vec<_> = if problems.is_empty() {
-                SYNTHETIC.to_vec()
+            let chosen: Vec<Box<dyn Problem>> = if problems.is_empty() {
+                suite()
             } else {
                 problems
                     .iter()
                     .map(|p| {
-                        SYNTHETIC
-                            .iter()
-                            .find(|s| s.name == p)
-                            .copied()
-                            .with_context(|| format!("unknown problem `{p}`"))
+                        suite()
+                            .into_iter()
+                            .find(|s| s.name() == *p)
+                            .with_context(|| {
+                                let names: Vec<String> = suite().iter().map(|s| s.name()).collect();
+                                format!(
+                                    "unknown problem `{p}`; the problems are {}",
+                                    names.join(", ")
+                                )
+                            })
                     })
                     .collect::<anyhow::Result<_>>()?
             };
