@@ -79,8 +79,18 @@ fn sampler(name: &str) -> anyhow::Result<SamplerSpec> {
     serde_json::from_str(&json).with_context(|| format!("unknown sampler `{name}`"))
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Command::Run {
             problems,
             samplers,
