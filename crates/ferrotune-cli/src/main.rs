@@ -63,7 +63,7 @@ enum Command {
         /// One per objective: minimize or maximize (minimize when none is given).
         #[arg(long = "direction")]
         directions: Vec<ferrotune::Direction>,
-        /// random, qmc, halton, or a JSON sampler spec (see `ferrotune samplers`).
+        /// random, qmc, halton, tpe, or a JSON sampler spec (see `ferrotune samplers`).
         #[arg(long)]
         sampler: Option<String>,
         /// The study seed (generated and stored when not given).
@@ -208,6 +208,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     serde_json::to_string(&spec).context("serialize spec")?
                 );
             }
+            println!("{}", serde_json::to_string(&ferrotune::SamplerSpec::tpe(Default::default()))?);
             println!(r#"{{"type":"grid","grid":{{"lr":[0.1,0.01],"layers":[1,2,3]}}}}"#);
             println!(
                 r#"{{"type":"partial_fixed","fixed":{{"lr":0.01}},"base":{{"type":"random"}}}}"#

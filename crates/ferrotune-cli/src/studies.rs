@@ -171,8 +171,9 @@ pub fn parse_sampler(s: &str) -> anyhow::Result<SamplerSpec> {
         "random" => r#"{"type":"random"}"#,
         "qmc" | "sobol" => r#"{"type":"qmc","kind":"sobol"}"#,
         "halton" => r#"{"type":"qmc","kind":"halton"}"#,
+        "tpe" => r#"{"type":"tpe"}"#,
         other => anyhow::bail!(
-            "unknown sampler `{other}`; use random, qmc, halton, or a JSON spec (see `ferrotune samplers`)"
+            "unknown sampler `{other}`; use random, qmc, halton, tpe, or a JSON spec (see `ferrotune samplers`)"
         ),
     };
     Ok(serde_json::from_str(json)?)

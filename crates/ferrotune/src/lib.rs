@@ -29,6 +29,7 @@
 
 mod error;
 pub mod export;
+pub(crate) mod math;
 mod objective;
 pub mod pruner;
 pub mod rng;

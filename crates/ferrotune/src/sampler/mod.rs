@@ -20,6 +20,7 @@ mod partial_fixed;
 mod qmc;
 mod random;
 mod spec;
+mod tpe;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -29,6 +30,7 @@ pub use partial_fixed::PartialFixedSampler;
 pub use qmc::{QmcKind, QmcSampler};
 pub use random::RandomSampler;
 pub use spec::SamplerSpec;
+pub use tpe::{TpeConfig, TpeSampler};
 
 use crate::error::Result;
 use crate::rng::TrialRng;

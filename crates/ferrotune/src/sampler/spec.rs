@@ -1,7 +1,10 @@
 //! `SamplerSpec`: a sampler as data, so a study stores the sampler it was created with and a
 //! worker on another machine rebuilds exactly that sampler.
 
-use super::{GridSampler, PartialFixedSampler, QmcKind, QmcSampler, RandomSampler, Sampler};
+use super::{
+    GridSampler, PartialFixedSampler, QmcKind, QmcSampler, RandomSampler, Sampler, TpeConfig,
+    TpeSampler,
+};
 use crate::error::{Error, Result};
 use crate::space::ParamValue;
 use serde::{Deserialize, Serialize};
@@ -12,7 +15,8 @@ use std::sync::Arc;
 /// from the study seed.
 ///
 /// JSON form: `{"type": "random"}`, `{"type": "grid", "grid": {"lr": [0.1, 0.01]}}`,
-/// `{"type": "qmc", "kind": "sobol"}`,
+/// `{"type": "qmc", "kind": "sobol"}`, `{"type": "tpe"}` (Optuna 5.0 defaults),
+/// `{"type": "tpe", "multivariate": false, "n_startup_trials": 20}`,
 /// `{"type": "partial_fixed", "fixed": {"lr": 0.1}, "base": {"type": "random"}}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -35,6 +39,30 @@ pub enum SamplerSpec {
         #[serde(default = "yes")]
         scramble: bool,
     },
+    /// [`TpeSampler`]; every field defaults to Optuna 5.0's value (see [`TpeConfig`]).
+    Tpe {
+        /// Random trials before the model is used.
+        #[serde(default = "tpe_n_startup")]
+        n_startup_trials: usize,
+        /// Candidates drawn from `l(x)` per proposal.
+        #[serde(default = "tpe_n_ei")]
+        n_ei_candidates: usize,
+        /// Model shared parameters jointly.
+        #[serde(default = "yes")]
+        multivariate: bool,
+        /// Count Running trials as bad ones.
+        #[serde(default = "yes")]
+        constant_liar: bool,
+        /// Weight of the prior component.
+        #[serde(default = "one")]
+        prior_weight: f64,
+        /// Let range ends bound the extreme kernels' widths.
+        #[serde(default)]
+        consider_endpoints: bool,
+        /// Clip kernel widths.
+        #[serde(default = "yes")]
+        consider_magic_clip: bool,
+    },
     /// [`PartialFixedSampler`].
     PartialFixed {
         /// The fixed values.
@@ -53,6 +81,15 @@ pub enum SamplerSpec {
 fn yes() -> bool {
     true
 }
+fn one() -> f64 {
+    1.0
+}
+fn tpe_n_startup() -> usize {
+    TpeConfig::default().n_startup_trials
+}
+fn tpe_n_ei() -> usize {
+    TpeConfig::default().n_ei_candidates
+}
 
 impl SamplerSpec {
     /// Builds the sampler. A `Custom` spec cannot be built from data alone.
@@ -61,6 +98,23 @@ impl SamplerSpec {
             SamplerSpec::Random => Arc::new(RandomSampler),
             SamplerSpec::Grid { grid } => Arc::new(GridSampler::new(grid.clone())?),
             SamplerSpec::Qmc { kind, scramble } => Arc::new(QmcSampler::new(*kind, *scramble)),
+            SamplerSpec::Tpe {
+                n_startup_trials,
+                n_ei_candidates,
+                multivariate,
+                constant_liar,
+                prior_weight,
+                consider_endpoints,
+                consider_magic_clip,
+            } => Arc::new(TpeSampler::new(TpeConfig {
+                n_startup_trials: *n_startup_trials,
+                n_ei_candidates: *n_ei_candidates,
+                multivariate: *multivariate,
+                constant_liar: *constant_liar,
+                prior_weight: *prior_weight,
+                consider_endpoints: *consider_endpoints,
+                consider_magic_clip: *consider_magic_clip,
+            })?),
             SamplerSpec::PartialFixed { fixed, base } => {
                 Arc::new(PartialFixedSampler::new(fixed.clone(), base.build()?))
             }
@@ -76,12 +130,26 @@ impl SamplerSpec {
         })
     }
 
+    /// TPE with the given settings.
+    pub fn tpe(config: TpeConfig) -> SamplerSpec {
+        SamplerSpec::Tpe {
+            n_startup_trials: config.n_startup_trials,
+            n_ei_candidates: config.n_ei_candidates,
+            multivariate: config.multivariate,
+            constant_liar: config.constant_liar,
+            prior_weight: config.prior_weight,
+            consider_endpoints: config.consider_endpoints,
+            consider_magic_clip: config.consider_magic_clip,
+        }
+    }
+
     /// The short name used by the CLI (`random`, `grid`, `qmc`, …).
     pub fn name(&self) -> &str {
         match self {
             SamplerSpec::Random => "random",
             SamplerSpec::Grid { .. } => "grid",
             SamplerSpec::Qmc { .. } => "qmc",
+            SamplerSpec::Tpe { .. } => "tpe",
             SamplerSpec::PartialFixed { .. } => "partial_fixed",
             SamplerSpec::Custom { name } => name,
         }

@@ -1,0 +1,418 @@
+//! `TpeSampler`: the Tree-structured Parzen Estimator (Bergstra et al., "Algorithms for
+//! Hyper-Parameter Optimization", NeurIPS 2011; Watanabe, "Tree-Structured Parzen Estimator:
+//! Understanding Its Algorithm Components", 2023), with Optuna 5.0's defaults.
+//!
+//! Finished trials are split into the best `γ(n) = min(⌈0.1·n⌉, 25)` ("below") and the rest
+//! ("above"); a Parzen estimator `l` is fit to the first and `g` to the second, `n_ei_candidates`
+//! points are drawn from `l`, and the one maximizing `log l − log g` is proposed.
+
+mod parzen;
+
+use super::{Sampler, SearchSpace};
+use crate::error::{Error, Result};
+use crate::rng::TrialRng;
+use crate::space::Distribution;
+use crate::study::{Direction, StudyView};
+use crate::trial::{FrozenTrial, TrialState};
+use parzen::{Bandwidth, Dim, DimKind, ParzenEstimator};
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+/// TPE's settings; [`Default`] gives Optuna 5.0's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TpeConfig {
+    /// Trials drawn at random (as by `RandomSampler`) while fewer than this many trials are
+    /// Complete or Pruned. Default 10.
+    pub n_startup_trials: usize,
+    /// Candidates drawn from `l(x)` per proposal. Default 24.
+    pub n_ei_candidates: usize,
+    /// Model the parameters every finished trial shares jointly (default true); the others,
+    /// and all of them when false, are modelled one at a time.
+    pub multivariate: bool,
+    /// Count Running trials among the "above" (bad) ones, so parallel workers spread out.
+    /// Default true.
+    pub constant_liar: bool,
+    /// Weight of the prior component relative to one observation. Default 1.0.
+    pub prior_weight: f64,
+    /// Let the range ends bound the widths of the extreme kernels. Default false.
+    pub consider_endpoints: bool,
+    /// Clip kernel widths to `[(high − low)/min(100, 1 + n_kernels), high − low]`. Default true.
+    pub consider_magic_clip: bool,
+}
+
+impl Default for TpeConfig {
+    fn default() -> Self {
+        TpeConfig {
+            n_startup_trials: 10,
+            n_ei_candidates: 24,
+            multivariate: true,
+            constant_liar: true,
+            prior_weight: 1.0,
+            consider_endpoints: false,
+            consider_magic_clip: true,
+        }
+    }
+}
+
+/// The Tree-structured Parzen Estimator sampler (single objective).
+#[derive(Debug, Clone, Default)]
+pub struct TpeSampler {
+    config: TpeConfig,
+}
+
+/// `γ(n) = min(⌈0.1·n⌉, 25)`: how many trials count as good out of `n` finished ones.
+pub(crate) fn gamma(n: usize) -> usize {
+    n.div_ceil(10).min(25)
+}
+
+/// Observation weights in trial-number order: ones for fewer than 25, otherwise a ramp
+/// `linspace(1/n, 1, n − 25)` followed by 25 ones, so old trials count less.
+pub(crate) fn default_weights(n: usize) -> Vec<f64> {
+    if n < 25 {
+        return vec![1.0; n];
+    }
+    let m = n - 25;
+    let start = 1.0 / n as f64;
+    let mut w: Vec<f64> = match m {
+        0 => Vec::new(),
+        1 => vec![start],
+        _ => (0..m)
+            .map(|i| start + (1.0 - start) * i as f64 / (m - 1) as f64)
+            .collect(),
+    };
+    w.extend(std::iter::repeat_n(1.0, 25));
+    w
+}
+
+/// One dimension: its distribution and model scale.
+fn model_dim(dist: &Distribution) -> Dim {
+    match dist {
+        Distribution::Float(d) => match d.step() {
+            Some(step) => {
+                let n = dist.cardinality().unwrap_or(1) as usize;
+                Dim {
+                    kind: DimKind::Discrete {
+                        origin: d.low(),
+                        step,
+                        n,
+                    },
+                    low: d.low() - 0.5 * step,
+                    high: d.low() + (n as f64 - 0.5) * step,
+                }
+            }
+            None if d.log() => Dim {
+                kind: DimKind::Continuous,
+                low: d.low().ln(),
+                high: d.high().ln(),
+            },
+            None => Dim {
+                kind: DimKind::Continuous,
+                low: d.low(),
+                high: d.high(),
+            },
+        },
+        Distribution::Int(d) if d.log() => Dim {
+            kind: DimKind::Continuous,
+            low: (d.low() as f64 - 0.5).ln(),
+            high: (d.high() as f64 + 0.5).ln(),
+        },
+        Distribution::Int(d) => {
+            let step = d.step() as f64;
+            Dim {
+                kind: DimKind::Discrete {
+                    origin: d.low() as f64,
+                    step,
+                    n: d.cardinality() as usize,
+                },
+                low: d.low() as f64 - 0.5 * step,
+                high: d.high() as f64 + 0.5 * step,
+            }
+        }
+        Distribution::Categorical(c) => Dim {
+            kind: DimKind::Categorical {
+                n: c.choices().len(),
+            },
+            low: 0.0,
+            high: c.choices().len() as f64 - 1.0,
+        },
+    }
+}
+
+/// An internal value on the model scale.
+fn to_model(dist: &Distribution, internal: f64) -> f64 {
+    match dist {
+        Distribution::Float(d) if d.log() => internal.ln(),
+        Distribution::Int(d) if d.log() => internal.ln(),
+        _ => internal,
+    }
+}
+
+/// A model-scale value back to an internal value inside `dist`.
+fn from_model(dist: &Distribution, dim: &Dim, x: f64) -> f64 {
+    match dist {
+        Distribution::Float(d) => match d.step() {
+            Some(_) => dim.snap(x).min(d.high()),
+            None if d.log() => x.exp().clamp(d.low(), d.high()),
+            None => x.clamp(d.low(), d.high()),
+        },
+        Distribution::Int(d) if d.log() => x.exp().round().clamp(d.low() as f64, d.high() as f64),
+        Distribution::Int(d) => dim.snap(x).clamp(d.low() as f64, d.high() as f64),
+        Distribution::Categorical(_) => dim.snap(x),
+    }
+}
+
+/// A trial's parameter on the model scale, if it has it and the value lies in `dist`.
+fn observed(t: &FrozenTrial, name: &str, dist: &Distribution) -> Option<f64> {
+    let internal = dist.to_internal(t.params.get(name)?).ok()?;
+    Some(to_model(dist, internal))
+}
+
+/// Splits trials (sorted by number) into the best `n_below` and the rest, Optuna's way:
+/// feasible Complete trials by value, then Pruned ones by (latest step descending, value at
+/// it), then infeasible ones by total violation; Running trials (the constant liar) are
+/// always "above". Both halves come back in trial-number order.
+fn split<'t>(
+    trials: &[&'t FrozenTrial],
+    mut n_below: usize,
+    sign: f64,
+) -> (Vec<&'t FrozenTrial>, Vec<&'t FrozenTrial>) {
+    let mut complete = Vec::new();
+    let mut pruned = Vec::new();
+    let mut infeasible = Vec::new();
+    let mut above = Vec::new();
+    for &t in trials {
+        match t.state {
+            TrialState::Running => above.push(t),
+            TrialState::Complete | TrialState::Pruned if !t.is_feasible() => infeasible.push(t),
+            TrialState::Complete => complete.push(t),
+            TrialState::Pruned => pruned.push(t),
+            _ => {}
+        }
+    }
+    let value = |t: &FrozenTrial| t.value().unwrap_or(f64::INFINITY) * sign;
+    complete.sort_by(|a, b| value(a).total_cmp(&value(b)));
+    let pruned_key = |t: &FrozenTrial| match t.last_step() {
+        Some(step) => (
+            -(step as i128),
+            t.intermediate(step).unwrap_or(f64::NAN) * sign,
+        ),
+        None => (1, 0.0),
+    };
+    pruned.sort_by(|a, b| {
+        let (ka, kb) = (pruned_key(a), pruned_key(b));
+        ka.0.cmp(&kb.0).then_with(|| nan_last(ka.1, kb.1))
+    });
+    infeasible.sort_by(|a, b| {
+        a.constraint_violation()
+            .total_cmp(&b.constraint_violation())
+    });
+    let mut below = Vec::new();
+    for group in [complete, pruned, infeasible] {
+        let k = n_below.min(group.len());
+        below.extend_from_slice(&group[..k]);
+        above.extend_from_slice(&group[k..]);
+        n_below -= k;
+    }
+    below.sort_by_key(|t| t.number);
+    above.sort_by_key(|t| t.number);
+    (below, above)
+}
+
+/// Orders floats with NaN after everything else.
+fn nan_last(a: f64, b: f64) -> Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (false, false) => a.total_cmp(&b),
+        (a, b) => a.cmp(&b),
+    }
+}
+
+impl TpeSampler {
+    /// A TPE sampler; checks the settings.
+    pub fn new(config: TpeConfig) -> Result<Self> {
+        if config.n_ei_candidates == 0 {
+            return Err(Error::invalid_argument(
+                "n_ei_candidates",
+                "needs at least one candidate",
+            ));
+        }
+        if !(config.prior_weight.is_finite() && config.prior_weight > 0.0) {
+            return Err(Error::invalid_argument(
+                "prior_weight",
+                format!("must be positive and finite, got {}", config.prior_weight),
+            ));
+        }
+        Ok(TpeSampler { config })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &TpeConfig {
+        &self.config
+    }
+
+    fn check_objectives(study: &StudyView<'_>) -> Result<f64> {
+        match study.directions() {
+            [Direction::Minimize] => Ok(1.0),
+            [Direction::Maximize] => Ok(-1.0),
+            _ => Err(Error::Unsupported(
+                "TPE for several objectives is not implemented yet; use Random or QMC".into(),
+            )),
+        }
+    }
+
+    fn n_finished(study: &StudyView<'_>) -> Result<usize> {
+        Ok(study
+            .trials_in(&[TrialState::Complete, TrialState::Pruned])?
+            .count())
+    }
+
+    /// Proposes internal values for `params` jointly; `None` during the startup phase.
+    fn propose(
+        &self,
+        study: &StudyView<'_>,
+        trial: &FrozenTrial,
+        params: &[(&str, &Distribution)],
+        multivariate: bool,
+        rng: &mut TrialRng,
+    ) -> Result<Option<Vec<f64>>> {
+        let sign = Self::check_objectives(study)?;
+        let mut states = vec![TrialState::Complete, TrialState::Pruned];
+        if self.config.constant_liar {
+            states.push(TrialState::Running);
+        }
+        let trials: Vec<&FrozenTrial> = study
+            .trials_in(&states)?
+            .filter(|t| t.number != trial.number)
+            .collect();
+        let n = trials
+            .iter()
+            .filter(|t| t.state != TrialState::Running)
+            .count();
+        if n < self.config.n_startup_trials {
+            return Ok(None);
+        }
+        let (below, above) = split(&trials, gamma(n), sign);
+        let dims: Vec<Dim> = params.iter().map(|(_, d)| model_dim(d)).collect();
+        let bandwidth = Bandwidth {
+            multivariate,
+            consider_endpoints: self.config.consider_endpoints,
+            magic_clip: self.config.consider_magic_clip,
+        };
+        let estimator = |group: &[&FrozenTrial]| {
+            let mut obs = Vec::with_capacity(group.len() * params.len());
+            let mut count = 0;
+            'trials: for t in group {
+                let start = obs.len();
+                for (name, dist) in params {
+                    match observed(t, name, dist) {
+                        Some(x) => obs.push(x),
+                        None => {
+                            obs.truncate(start);
+                            continue 'trials;
+                        }
+                    }
+                }
+                count += 1;
+            }
+            let weights = default_weights(count);
+            ParzenEstimator::new(&dims, &obs, &weights, self.config.prior_weight, bandwidth)
+        };
+        let l = estimator(&below);
+        let g = estimator(&above);
+        let mut candidates = Vec::with_capacity(self.config.n_ei_candidates * dims.len());
+        l.sample(rng, self.config.n_ei_candidates, &mut candidates);
+        let (mut ll, mut lg, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
+        l.log_pdf(&candidates, &mut ll, &mut scratch);
+        g.log_pdf(&candidates, &mut lg, &mut scratch);
+        let mut best = 0;
+        let mut best_score = f64::NEG_INFINITY;
+        for (i, (a, b)) in ll.iter().zip(&lg).enumerate() {
+            let score = a - b;
+            if score > best_score {
+                best_score = score;
+                best = i;
+            }
+        }
+        let x = &candidates[best * dims.len()..(best + 1) * dims.len()];
+        Ok(Some(
+            params
+                .iter()
+                .zip(&dims)
+                .zip(x)
+                .map(|(((_, dist), dim), &v)| from_model(dist, dim, v))
+                .collect(),
+        ))
+    }
+}
+
+impl Sampler for TpeSampler {
+    fn sample_independent(
+        &self,
+        study: &StudyView<'_>,
+        trial: &FrozenTrial,
+        name: &str,
+        distribution: &Distribution,
+        rng: &mut TrialRng,
+    ) -> Result<f64> {
+        match self.propose(study, trial, &[(name, distribution)], false, rng)? {
+            Some(v) => Ok(v[0]),
+            None => Ok(distribution.from_unit(rng.uniform())),
+        }
+    }
+
+    fn infer_relative_search_space(
+        &self,
+        study: &StudyView<'_>,
+        _trial: &FrozenTrial,
+    ) -> Result<SearchSpace> {
+        if !self.config.multivariate
+            || study.directions().len() != 1
+            || Self::n_finished(study)? < self.config.n_startup_trials
+        {
+            return Ok(SearchSpace::new());
+        }
+        let mut space: Option<SearchSpace> = None;
+        for t in study.trials_in(&[TrialState::Complete, TrialState::Pruned])? {
+            match &mut space {
+                None => {
+                    space = Some(
+                        t.params
+                            .distributions()
+                            .filter(|(_, d)| !d.is_single())
+                            .map(|(n, d)| (n.to_owned(), d.clone()))
+                            .collect(),
+                    )
+                }
+                Some(s) => s.retain(|n, d| t.params.distribution(n) == Some(d)),
+            }
+            if space.as_ref().is_some_and(|s| s.is_empty()) {
+                break;
+            }
+        }
+        Ok(space.unwrap_or_default())
+    }
+
+    fn sample_relative(
+        &self,
+        study: &StudyView<'_>,
+        trial: &FrozenTrial,
+        space: &SearchSpace,
+        rng: &mut TrialRng,
+    ) -> Result<BTreeMap<String, f64>> {
+        if space.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let params: Vec<(&str, &Distribution)> =
+            space.iter().map(|(n, d)| (n.as_str(), d)).collect();
+        Ok(match self.propose(study, trial, &params, true, rng)? {
+            Some(values) => params
+                .iter()
+                .zip(values)
+                .map(|((n, _), v)| ((*n).to_owned(), v))
+                .collect(),
+            None => BTreeMap::new(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,448 @@
+//! The Parzen estimator of TPE: a weighted mixture whose components are product kernels, one
+//! per observation plus a prior component, on the "model scale" of each dimension (logarithm
+//! for log ranges, grid for stepped and integer ranges, index for categoricals).
+
+use crate::math::{log_normal_mass, log_sum_exp};
+use crate::rng::TrialRng;
+
+/// ½·ln(2π).
+const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
+
+/// How one dimension is modelled.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum DimKind {
+    /// A truncated normal on `[low, high]`.
+    Continuous,
+    /// Grid points `origin + k·step`, `k = 0..n`; each kernel gives a point the normal mass
+    /// of `[x − step/2, x + step/2]`, renormalized over the widened range `[low, high]`.
+    Discrete { origin: f64, step: f64, n: usize },
+    /// `n` choices, by index.
+    Categorical { n: usize },
+}
+
+/// One dimension's scale: its kind and its bounds on the model scale (for discrete
+/// dimensions, widened by half a step on each side).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Dim {
+    pub kind: DimKind,
+    pub low: f64,
+    pub high: f64,
+}
+
+impl Dim {
+    /// Rounds a model-scale value to the nearest grid point (discrete) or clamps it.
+    pub fn snap(&self, x: f64) -> f64 {
+        match self.kind {
+            DimKind::Continuous => x.clamp(self.low, self.high),
+            DimKind::Discrete { origin, step, n } => {
+                let k = ((x - origin) / step).round().clamp(0.0, (n - 1) as f64);
+                origin + k * step
+            }
+            DimKind::Categorical { n } => x.round().clamp(0.0, (n - 1) as f64),
+        }
+    }
+}
+
+/// How kernel widths are chosen.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Bandwidth {
+    /// The joint (multivariate) rule: σ = 0.2·n^(−1/(d+4))·(high − low) for every kernel;
+    /// otherwise each kernel's σ is the larger gap to its sorted neighbours.
+    pub multivariate: bool,
+    /// With the neighbour rule, whether the range ends count as neighbours of the extreme
+    /// kernels.
+    pub consider_endpoints: bool,
+    /// Clip σ to `[(high − low)/min(100, 1 + n_kernels), high − low]`.
+    pub magic_clip: bool,
+}
+
+/// Per-dimension kernel parameters, one entry per component (the prior last).
+#[derive(Debug)]
+struct DimKernels {
+    dim: Dim,
+    mu: Vec<f64>,
+    sigma: Vec<f64>,
+    inv_sigma: Vec<f64>,
+    /// Categorical only: row-major `components × n` probabilities and their logarithms.
+    probs: Vec<f64>,
+    log_probs: Vec<f64>,
+}
+
+/// A weighted mixture of product kernels.
+#[derive(Debug)]
+pub(crate) struct ParzenEstimator {
+    /// Normalized component weights (observations in order, then the prior).
+    weights: Vec<f64>,
+    /// Cumulative weights, for drawing a component.
+    cumulative: Vec<f64>,
+    /// Per component: log weight plus every per-dimension constant (normal normalizers and
+    /// truncation masses), so scoring a point adds only the point-dependent terms.
+    log_const: Vec<f64>,
+    dims: Vec<DimKernels>,
+}
+
+/// The bandwidths of the neighbour rule for `mus` on `[low, high]`, with the prior mean
+/// inserted among the neighbours.
+pub(crate) fn neighbour_sigmas(
+    mus: &[f64],
+    low: f64,
+    high: f64,
+    consider_endpoints: bool,
+) -> Vec<f64> {
+    let prior_mu = 0.5 * (low + high);
+    let n = mus.len() + 1;
+    let mut order: Vec<usize> = (0..n).collect();
+    let value = |i: usize| if i < mus.len() { mus[i] } else { prior_mu };
+    order.sort_by(|&a, &b| value(a).total_cmp(&value(b)));
+    let mut ends = Vec::with_capacity(n + 2);
+    ends.push(low);
+    ends.extend(order.iter().map(|&i| value(i)));
+    ends.push(high);
+    let mut sorted_sigma: Vec<f64> = (1..=n)
+        .map(|j| (ends[j] - ends[j - 1]).max(ends[j + 1] - ends[j]))
+        .collect();
+    if !consider_endpoints && ends.len() >= 4 {
+        sorted_sigma[0] = ends[2] - ends[1];
+        sorted_sigma[n - 1] = ends[n] - ends[n - 1];
+    }
+    let mut sigma = vec![0.0; n];
+    for (j, &i) in order.iter().enumerate() {
+        sigma[i] = sorted_sigma[j];
+    }
+    sigma.truncate(mus.len());
+    sigma
+}
+
+/// Clips kernel widths into `[(high − low)/min(100, 1 + n_kernels), high − low]`.
+pub(crate) fn magic_clip(sigma: &mut [f64], range: f64, n_kernels: usize) {
+    let min = range / (1.0 + n_kernels as f64).min(100.0);
+    for s in sigma {
+        *s = s.clamp(min, range);
+    }
+}
+
+/// The categorical kernel: row `i < n_obs` puts `prior_weight/n_kernels` on every choice plus
+/// 1 on the observed one; the prior row is uniform; rows normalized. Row-major.
+pub(crate) fn categorical_kernel(observed: &[f64], n: usize, prior_weight: f64) -> Vec<f64> {
+    let n_kernels = observed.len() + 1;
+    let base = prior_weight / n_kernels as f64;
+    let mut p = Vec::with_capacity(n_kernels * n);
+    for &obs in observed {
+        let row_sum = base * n as f64 + 1.0;
+        let hit = obs as usize;
+        p.extend((0..n).map(|c| (base + if c == hit { 1.0 } else { 0.0 }) / row_sum));
+    }
+    p.extend(std::iter::repeat_n(1.0 / n as f64, n));
+    p
+}
+
+impl ParzenEstimator {
+    /// Builds the estimator from `n_obs` observations (row-major, `dims.len()` values each,
+    /// on the model scale) with unnormalized `obs_weights`, plus a prior component of weight
+    /// `prior_weight`.
+    pub fn new(
+        dims: &[Dim],
+        observations: &[f64],
+        obs_weights: &[f64],
+        prior_weight: f64,
+        bandwidth: Bandwidth,
+    ) -> Self {
+        let d = dims.len();
+        let n_obs = obs_weights.len();
+        debug_assert_eq!(observations.len(), n_obs * d);
+        let n_comp = n_obs + 1;
+        let mut weights: Vec<f64> = obs_weights.to_vec();
+        weights.push(prior_weight);
+        let total: f64 = weights.iter().sum();
+        for w in &mut weights {
+            *w /= total;
+        }
+        let mut cumulative = Vec::with_capacity(n_comp);
+        let mut acc = 0.0;
+        for &w in &weights {
+            acc += w;
+            cumulative.push(acc);
+        }
+        let mut log_const: Vec<f64> = weights.iter().map(|w| w.ln()).collect();
+        let mut column = Vec::with_capacity(n_obs);
+        let mut kernels = Vec::with_capacity(d);
+        for (j, &dim) in dims.iter().enumerate() {
+            column.clear();
+            column.extend((0..n_obs).map(|i| observations[i * d + j]));
+            let range = dim.high - dim.low;
+            let mut k = DimKernels {
+                dim,
+                mu: Vec::new(),
+                sigma: Vec::new(),
+                inv_sigma: Vec::new(),
+                probs: Vec::new(),
+                log_probs: Vec::new(),
+            };
+            match dim.kind {
+                DimKind::Categorical { n } => {
+                    k.probs = categorical_kernel(&column, n, prior_weight);
+                    k.log_probs = k.probs.iter().map(|p| p.ln()).collect();
+                }
+                DimKind::Continuous | DimKind::Discrete { .. } => {
+                    let mut sigma = if bandwidth.multivariate {
+                        let s = 0.2 * (n_obs.max(1) as f64).powf(-1.0 / (d as f64 + 4.0)) * range;
+                        vec![s; n_obs]
+                    } else {
+                        neighbour_sigmas(&column, dim.low, dim.high, bandwidth.consider_endpoints)
+                    };
+                    if bandwidth.magic_clip {
+                        magic_clip(&mut sigma, range, n_comp);
+                    }
+                    let mut mu = column.clone();
+                    mu.push(0.5 * (dim.low + dim.high));
+                    sigma.push(range);
+                    for s in &mut sigma {
+                        // A zero-width range (never sampled, but guard anyway).
+                        *s = s.max(f64::MIN_POSITIVE.sqrt());
+                    }
+                    for c in 0..n_comp {
+                        let z_mass = log_normal_mass(
+                            (dim.low - mu[c]) / sigma[c],
+                            (dim.high - mu[c]) / sigma[c],
+                        );
+                        log_const[c] -= z_mass;
+                        if dim.kind == DimKind::Continuous {
+                            log_const[c] -= sigma[c].ln() + HALF_LN_2PI;
+                        }
+                    }
+                    k.inv_sigma = sigma.iter().map(|s| 1.0 / s).collect();
+                    k.mu = mu;
+                    k.sigma = sigma;
+                }
+            }
+            kernels.push(k);
+        }
+        ParzenEstimator {
+            weights,
+            cumulative,
+            log_const,
+            dims: kernels,
+        }
+    }
+
+    /// The number of mixture components (observations plus the prior).
+    #[cfg(test)]
+    pub fn n_components(&self) -> usize {
+        self.weights.len()
+    }
+
+    /// Draws `n` points (row-major into `out`, replacing its contents); discrete and
+    /// categorical values land exactly on their grid.
+    pub fn sample(&self, rng: &mut TrialRng, n: usize, out: &mut Vec<f64>) {
+        out.clear();
+        let last = self.weights.len() - 1;
+        for _ in 0..n {
+            let u = rng.uniform() * self.cumulative[last];
+            let c = self.cumulative.partition_point(|&w| w <= u).min(last);
+            for k in &self.dims {
+                let x = match k.dim.kind {
+                    DimKind::Categorical { n } => {
+                        let row = &k.probs[c * n..(c + 1) * n];
+                        let mut u = rng.uniform();
+                        let mut pick = n - 1;
+                        for (i, &p) in row.iter().enumerate() {
+                            if u < p {
+                                pick = i;
+                                break;
+                            }
+                            u -= p;
+                        }
+                        pick as f64
+                    }
+                    _ => k.dim.snap(truncated_normal(
+                        rng, k.mu[c], k.sigma[c], k.dim.low, k.dim.high,
+                    )),
+                };
+                out.push(x);
+            }
+        }
+    }
+
+    /// The log-density (log-mass for discrete dimensions) of each point in `points`
+    /// (row-major), written to `out`. `scratch` is reused between calls.
+    pub fn log_pdf(&self, points: &[f64], out: &mut Vec<f64>, scratch: &mut Vec<f64>) {
+        let d = self.dims.len();
+        out.clear();
+        for x in points.chunks_exact(d) {
+            scratch.clear();
+            scratch.extend_from_slice(&self.log_const);
+            for (k, &xj) in self.dims.iter().zip(x) {
+                match k.dim.kind {
+                    DimKind::Continuous => {
+                        for ((acc, &mu), &inv) in scratch.iter_mut().zip(&k.mu).zip(&k.inv_sigma) {
+                            let z = (xj - mu) * inv;
+                            *acc -= 0.5 * z * z;
+                        }
+                    }
+                    DimKind::Discrete { step, .. } => {
+                        let (lo, hi) = (xj - 0.5 * step, xj + 0.5 * step);
+                        for ((acc, &mu), &inv) in scratch.iter_mut().zip(&k.mu).zip(&k.inv_sigma) {
+                            *acc += log_normal_mass((lo - mu) * inv, (hi - mu) * inv);
+                        }
+                    }
+                    DimKind::Categorical { n } => {
+                        let idx = xj as usize;
+                        for (c, acc) in scratch.iter_mut().enumerate() {
+                            *acc += k.log_probs[c * n + idx];
+                        }
+                    }
+                }
+            }
+            out.push(log_sum_exp(scratch));
+        }
+    }
+}
+
+/// A normal draw restricted to `[low, high]`, by rejection: kernel means lie inside the range
+/// and widths are at most its length, so at least about a third of the draws are accepted.
+fn truncated_normal(rng: &mut TrialRng, mu: f64, sigma: f64, low: f64, high: f64) -> f64 {
+    for _ in 0..256 {
+        let x = mu + sigma * rng.normal();
+        if x >= low && x <= high {
+            return x;
+        }
+    }
+    low + rng.uniform() * (high - low)
+}
+
+#[cfg(test)]
+#[allow(clippy::float_cmp)]
+mod tests {
+    use super::*;
+
+    fn bw(multivariate: bool) -> Bandwidth {
+        Bandwidth {
+            multivariate,
+            consider_endpoints: false,
+            magic_clip: true,
+        }
+    }
+
+    #[test]
+    fn neighbour_rule_without_endpoints() {
+        // Sorted with the prior mean 5: [1, 2, 5, 9] between ends 0 and 10.
+        // Gaps: 1→ max(1,1) but first uses the right gap 1; 2 → max(1, 3) = 3;
+        // 5 (prior, dropped) → 4; 9 → last uses the left gap 4.
+        let s = neighbour_sigmas(&[9.0, 1.0, 2.0], 0.0, 10.0, false);
+        assert_eq!(s, vec![4.0, 1.0, 3.0]);
+        let s = neighbour_sigmas(&[9.0, 1.0, 2.0], 0.0, 10.0, true);
+        assert_eq!(s, vec![4.0, 1.0, 3.0]);
+        let s = neighbour_sigmas(&[0.5], 0.0, 10.0, true);
+        assert_eq!(s, vec![4.5]);
+    }
+
+    #[test]
+    fn magic_clip_bounds() {
+        let mut s = vec![0.001, 5.0, 50.0];
+        magic_clip(&mut s, 10.0, 4);
+        assert_eq!(s, vec![2.0, 5.0, 10.0]);
+        let mut s = vec![0.0];
+        magic_clip(&mut s, 10.0, 500);
+        assert_eq!(s, vec![0.1]);
+    }
+
+    #[test]
+    fn categorical_kernel_rows() {
+        // Two observations, three choices, prior weight 1: base 1/3 per choice.
+        let p = categorical_kernel(&[0.0, 2.0], 3, 1.0);
+        let row_sum = 1.0 + 3.0 * (1.0 / 3.0);
+        let (hit, miss) = ((1.0 / 3.0 + 1.0) / row_sum, (1.0 / 3.0) / row_sum);
+        let want = [
+            hit,
+            miss,
+            miss,
+            miss,
+            miss,
+            hit,
+            1.0 / 3.0,
+            1.0 / 3.0,
+            1.0 / 3.0,
+        ];
+        for (a, b) in p.iter().zip(want) {
+            assert!((a - b).abs() < 1e-15);
+        }
+    }
+
+    #[test]
+    fn continuous_density_integrates_to_one() {
+        let dims = [Dim {
+            kind: DimKind::Continuous,
+            low: -1.0,
+            high: 3.0,
+        }];
+        let pe = ParzenEstimator::new(&dims, &[0.0, 2.5, 2.9], &[1.0, 1.0, 1.0], 1.0, bw(false));
+        assert_eq!(pe.n_components(), 4);
+        let n = 4000;
+        let h = 4.0 / n as f64;
+        let pts: Vec<f64> = (0..n).map(|i| -1.0 + (i as f64 + 0.5) * h).collect();
+        let (mut out, mut scratch) = (Vec::new(), Vec::new());
+        pe.log_pdf(&pts, &mut out, &mut scratch);
+        let integral: f64 = out.iter().map(|l| l.exp() * h).sum();
+        assert!((integral - 1.0).abs() < 1e-5, "{integral}");
+    }
+
+    #[test]
+    fn discrete_masses_sum_to_one_and_samples_on_grid() {
+        // Integers 0..=4 on the widened range [-0.5, 4.5].
+        let dims = [Dim {
+            kind: DimKind::Discrete {
+                origin: 0.0,
+                step: 1.0,
+                n: 5,
+            },
+            low: -0.5,
+            high: 4.5,
+        }];
+        let pe = ParzenEstimator::new(&dims, &[1.0, 4.0], &[1.0, 1.0], 1.0, bw(false));
+        let (mut out, mut scratch) = (Vec::new(), Vec::new());
+        pe.log_pdf(&[0.0, 1.0, 2.0, 3.0, 4.0], &mut out, &mut scratch);
+        let total: f64 = out.iter().map(|l| l.exp()).sum();
+        assert!((total - 1.0).abs() < 1e-6, "{total}");
+        let mut rng = TrialRng::from_seed(1);
+        let mut s = Vec::new();
+        pe.sample(&mut rng, 200, &mut s);
+        assert!(s
+            .iter()
+            .all(|x| x.fract() == 0.0 && (0.0..=4.0).contains(x)));
+    }
+
+    #[test]
+    fn truncated_normal_log_mass_known_value() {
+        // One observation at 0 on [-1, 1] with σ clipped to at least 2/3 (range 2, 2 kernels).
+        // Kernel σ by the neighbour rule: sorted [0 (obs), 0 (prior)], gaps → 0, clip → 2/3.
+        // Density at 0 of the observation kernel: φ(0)/(σ·(Φ(1.5) − Φ(−1.5))).
+        let dims = [Dim {
+            kind: DimKind::Continuous,
+            low: -1.0,
+            high: 1.0,
+        }];
+        let pe = ParzenEstimator::new(&dims, &[0.0], &[1.0], 1e-12, bw(false));
+        let (mut out, mut scratch) = (Vec::new(), Vec::new());
+        pe.log_pdf(&[0.0], &mut out, &mut scratch);
+        let sigma = 2.0 / 3.0;
+        let mass = 0.866_385_597_462_283_8; // Φ(1.5) − Φ(−1.5)
+        let want = (1.0 / (2.0 * std::f64::consts::PI).sqrt() / (sigma * mass)).ln();
+        assert!((out[0] - want).abs() < 1e-6, "{} vs {want}", out[0]);
+    }
+
+    #[test]
+    fn categorical_sampling_follows_the_kernel() {
+        let dims = [Dim {
+            kind: DimKind::Categorical { n: 3 },
+            low: 0.0,
+            high: 2.0,
+        }];
+        let obs = vec![1.0; 30];
+        let pe = ParzenEstimator::new(&dims, &obs, &[1.0; 30], 1.0, bw(true));
+        let mut rng = TrialRng::from_seed(5);
+        let mut s = Vec::new();
+        pe.sample(&mut rng, 1000, &mut s);
+        let ones = s.iter().filter(|&&x| x == 1.0).count();
+        assert!(ones > 850, "{ones}");
+    }
+}

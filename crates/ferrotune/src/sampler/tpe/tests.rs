@@ -1,0 +1,264 @@
+#![allow(clippy::float_cmp)]
+
+use super::*;
+use crate::sampler::{conformance, SamplerSpec};
+use crate::study::{Optimize, Study};
+use crate::trial::Trial;
+use crate::TrialError;
+
+fn study(spec: SamplerSpec, seed: u64) -> Study {
+    Study::builder()
+        .sampler(spec)
+        .pruner(crate::pruner::PrunerSpec::Nop)
+        .seed(seed)
+        .build()
+        .expect("build study")
+}
+
+fn tpe() -> SamplerSpec {
+    SamplerSpec::tpe(TpeConfig::default())
+}
+
+fn univariate() -> SamplerSpec {
+    SamplerSpec::tpe(TpeConfig {
+        multivariate: false,
+        ..TpeConfig::default()
+    })
+}
+
+#[test]
+fn passes_the_sampler_suite_multivariate() {
+    conformance::run_all(tpe);
+}
+
+#[test]
+fn passes_the_sampler_suite_univariate() {
+    conformance::run_all(univariate);
+}
+
+#[test]
+fn gamma_and_weights() {
+    assert_eq!(gamma(0), 0);
+    assert_eq!(gamma(1), 1);
+    assert_eq!(gamma(10), 1);
+    assert_eq!(gamma(11), 2);
+    assert_eq!(gamma(100), 10);
+    assert_eq!(gamma(1000), 25);
+    assert_eq!(default_weights(3), vec![1.0; 3]);
+    assert_eq!(default_weights(25), vec![1.0; 25]);
+    let w = default_weights(26);
+    assert_eq!(w.len(), 26);
+    assert!((w[0] - 1.0 / 26.0).abs() < 1e-15);
+    let w = default_weights(30);
+    assert_eq!(w.len(), 30);
+    // linspace(1/30, 1, 5) then 25 ones.
+    for (i, &x) in w[..5].iter().enumerate() {
+        let want = 1.0 / 30.0 + (1.0 - 1.0 / 30.0) * i as f64 / 4.0;
+        assert!((x - want).abs() < 1e-15);
+    }
+    assert!(w[5..].iter().all(|&x| x == 1.0));
+}
+
+#[test]
+fn config_is_validated_and_spec_round_trips() {
+    assert!(TpeSampler::new(TpeConfig {
+        n_ei_candidates: 0,
+        ..TpeConfig::default()
+    })
+    .is_err());
+    assert!(TpeSampler::new(TpeConfig {
+        prior_weight: -1.0,
+        ..TpeConfig::default()
+    })
+    .is_err());
+    let spec: SamplerSpec = serde_json::from_str(r#"{"type": "tpe"}"#).unwrap();
+    assert_eq!(spec, tpe());
+    assert_eq!(spec.name(), "tpe");
+    let spec: SamplerSpec =
+        serde_json::from_str(r#"{"type": "tpe", "multivariate": false}"#).unwrap();
+    assert_eq!(spec, univariate());
+    let back: SamplerSpec = serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+    assert_eq!(back, spec);
+    assert!(serde_json::from_str::<SamplerSpec>(r#"{"type": "tpe", "bogus": 1}"#).is_err());
+}
+
+fn branin(trial: &mut Trial<'_>) -> Result<f64, TrialError> {
+    let x1 = trial.suggest_float("x1", -5.0, 10.0)?;
+    let x2 = trial.suggest_float("x2", 0.0, 15.0)?;
+    let pi = std::f64::consts::PI;
+    let (b, c) = (5.1 / (4.0 * pi * pi), 5.0 / pi);
+    let t = 1.0 / (8.0 * pi);
+    Ok((x2 - b * x1 * x1 + c * x1 - 6.0).powi(2) + 10.0 * (1.0 - t) * x1.cos() + 10.0)
+}
+
+fn hartmann6(trial: &mut Trial<'_>) -> Result<f64, TrialError> {
+    const ALPHA: [f64; 4] = [1.0, 1.2, 3.0, 3.2];
+    const A: [[f64; 6]; 4] = [
+        [10.0, 3.0, 17.0, 3.5, 1.7, 8.0],
+        [0.05, 10.0, 17.0, 0.1, 8.0, 14.0],
+        [3.0, 3.5, 1.7, 10.0, 17.0, 8.0],
+        [17.0, 8.0, 0.05, 10.0, 0.1, 14.0],
+    ];
+    const P: [[f64; 6]; 4] = [
+        [0.1312, 0.1696, 0.5569, 0.0124, 0.8283, 0.5886],
+        [0.2329, 0.4135, 0.8307, 0.3736, 0.1004, 0.9991],
+        [0.2348, 0.1451, 0.3522, 0.2883, 0.3047, 0.6650],
+        [0.4047, 0.8828, 0.8732, 0.5743, 0.1091, 0.0381],
+    ];
+    let mut x = [0.0; 6];
+    for (j, xj) in x.iter_mut().enumerate() {
+        *xj = trial.suggest_float(&format!("x{j}"), 0.0, 1.0)?;
+    }
+    let mut y = 0.0;
+    for i in 0..4 {
+        let e: f64 = (0..6).map(|j| A[i][j] * (x[j] - P[i][j]).powi(2)).sum();
+        y -= ALPHA[i] * (-e).exp();
+    }
+    Ok(y)
+}
+
+fn median_best(
+    spec: &SamplerSpec,
+    objective: fn(&mut Trial<'_>) -> Result<f64, TrialError>,
+) -> f64 {
+    let mut bests: Vec<f64> = (0..9)
+        .map(|seed| {
+            let s = study(spec.clone(), 100 + seed);
+            s.optimize(objective, Optimize::trials(100)).unwrap();
+            s.best_value().unwrap()
+        })
+        .collect();
+    bests.sort_by(f64::total_cmp);
+    bests[4]
+}
+
+#[test]
+fn beats_random_search_on_branin_and_hartmann6() {
+    for (name, f) in [
+        (
+            "branin",
+            branin as fn(&mut Trial<'_>) -> Result<f64, TrialError>,
+        ),
+        ("hartmann6", hartmann6),
+    ] {
+        let random = median_best(&SamplerSpec::Random, f);
+        for spec in [tpe(), univariate()] {
+            let t = median_best(&spec, f);
+            eprintln!("{name}: {spec:?} median best {t:.5} vs random {random:.5}");
+            assert!(t < random, "{name}: TPE {t} vs random {random}");
+        }
+    }
+}
+
+#[test]
+fn same_seed_same_proposals() {
+    let run = |seed| {
+        let s = study(tpe(), seed);
+        s.optimize(branin, Optimize::trials(25)).unwrap();
+        s.trials()
+            .unwrap()
+            .iter()
+            .map(|t| t.params.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(3), run(3));
+    assert_ne!(run(3), run(4));
+}
+
+#[test]
+fn infinite_values_are_ranked_not_fatal() {
+    for spec in [tpe(), univariate()] {
+        let s = study(spec, 9);
+        s.optimize(
+            |t: &mut Trial<'_>| -> Result<f64, TrialError> {
+                let x = t.suggest_float("x", -1.0, 1.0)?;
+                Ok(if x < -0.5 {
+                    f64::NEG_INFINITY
+                } else if x > 0.5 {
+                    f64::INFINITY
+                } else {
+                    x
+                })
+            },
+            Optimize::trials(40),
+        )
+        .unwrap();
+        assert_eq!(s.best_value().unwrap(), f64::NEG_INFINITY);
+        assert_eq!(s.trials().unwrap().len(), 40);
+    }
+}
+
+#[test]
+fn split_ranks_infinities_and_pruned_and_running() {
+    let mk = |number, state, value: Option<f64>| {
+        let mut t = FrozenTrial::new_running(crate::trial::TrialId(number), number);
+        t.state = state;
+        t.values = value.map(|v| vec![v]);
+        t
+    };
+    let mut p = mk(5, TrialState::Pruned, None);
+    p.intermediate_values.insert(3, vec![-100.0]);
+    let trials = [
+        mk(0, TrialState::Complete, Some(f64::INFINITY)),
+        mk(1, TrialState::Complete, Some(f64::NEG_INFINITY)),
+        mk(2, TrialState::Complete, Some(2.0)),
+        mk(3, TrialState::Running, None),
+        mk(4, TrialState::Complete, Some(1.0)),
+        p,
+    ];
+    let refs: Vec<&FrozenTrial> = trials.iter().collect();
+    let num = |v: &[&FrozenTrial]| v.iter().map(|t| t.number).collect::<Vec<_>>();
+    let (below, above) = split(&refs, 2, 1.0);
+    assert_eq!(num(&below), vec![1, 4]);
+    assert_eq!(num(&above), vec![0, 2, 3, 5]);
+    // Maximizing: +∞ is best; then the pruned trial comes after every complete one.
+    let (below, _) = split(&refs, 5, -1.0);
+    assert_eq!(num(&below), vec![0, 1, 2, 4, 5]);
+}
+
+#[test]
+fn several_objectives_are_unsupported() {
+    let s = Study::builder()
+        .directions(vec![Direction::Minimize, Direction::Minimize])
+        .sampler(tpe())
+        .seed(1)
+        .build()
+        .unwrap();
+    let mut t = s.ask().unwrap();
+    let err = t.suggest_float("x", 0.0, 1.0).unwrap_err();
+    assert!(err.to_string().contains("several objectives"), "{err}");
+}
+
+/// With the constant liar, a second parallel ask moves away from the Running trial's point.
+#[test]
+fn constant_liar_spreads_parallel_asks() {
+    let mean_gap = |liar: bool| {
+        let mut total = 0.0;
+        for seed in 0..12 {
+            let s = study(
+                SamplerSpec::tpe(TpeConfig {
+                    constant_liar: liar,
+                    ..TpeConfig::default()
+                }),
+                seed,
+            );
+            s.optimize(
+                |t: &mut Trial<'_>| -> Result<f64, TrialError> {
+                    let x = t.suggest_float("x", -10.0, 10.0)?;
+                    Ok((x - 1.0).powi(2))
+                },
+                Optimize::trials(30),
+            )
+            .unwrap();
+            let mut a = s.ask().unwrap();
+            let xa = a.suggest_float("x", -10.0, 10.0).unwrap();
+            let mut b = s.ask().unwrap();
+            let xb = b.suggest_float("x", -10.0, 10.0).unwrap();
+            total += (xa - xb).abs();
+        }
+        total / 12.0
+    };
+    let (with, without) = (mean_gap(true), mean_gap(false));
+    eprintln!("mean gap with liar {with:.4}, without {without:.4}");
+    assert!(with > without, "liar {with} vs none {without}");
+}
