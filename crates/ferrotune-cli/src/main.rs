@@ -208,7 +208,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     serde_json::to_string(&spec).context("serialize spec")?
                 );
             }
-            println!("{}", serde_json::to_string(&ferrotune::SamplerSpec::tpe(Default::default()))?);
+            println!(
+                "{}",
+                serde_json::to_string(&ferrotune::SamplerSpec::tpe(Default::default()))?
+            );
             println!(r#"{{"type":"grid","grid":{{"lr":[0.1,0.01],"layers":[1,2,3]}}}}"#);
             println!(
                 r#"{{"type":"partial_fixed","fixed":{{"lr":0.01}},"base":{{"type":"random"}}}}"#
