@@ -81,6 +81,10 @@ pub struct Trial<'s> {
     specs: SpecSnapshot,
     /// Whether a suggestion needed a spec the snapshot lacked (shared back when the trial ends).
     new_specs: bool,
+    /// The study as the sampler sees it during this trial: its history is read once, on the
+    /// first suggestion that needs it, and shared by the trial's later suggestions (pruning
+    /// reads a fresh view, since it must see the other trials' latest reports).
+    view: crate::study::StudyView<'s>,
 }
 
 impl<'s> Trial<'s> {
@@ -94,6 +98,7 @@ impl<'s> Trial<'s> {
             relative_space: Default::default(),
             specs: shared.snapshot(),
             new_specs: false,
+            view: study.view(),
         }
     }
 
@@ -217,7 +222,7 @@ impl<'s> Trial<'s> {
             return Ok(dist.low_internal());
         }
         let inner = self.study.inner();
-        let view = self.study.view();
+        let view = &self.view;
         let seed = inner.config.seed;
         if self.relative.is_none() {
             self.relative_space = inner
