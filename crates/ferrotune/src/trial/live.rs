@@ -227,17 +227,14 @@ impl<'s> Trial<'s> {
         if self.relative.is_none() {
             self.relative_space = inner
                 .sampler
-                .infer_relative_search_space(&view, &self.frozen)?;
+                .infer_relative_search_space(view, &self.frozen)?;
             let proposed = if self.relative_space.is_empty() {
                 BTreeMap::new()
             } else {
                 let mut rng = TrialRng::for_trial(seed, self.frozen.number, "relative");
-                inner.sampler.sample_relative(
-                    &view,
-                    &self.frozen,
-                    &self.relative_space,
-                    &mut rng,
-                )?
+                inner
+                    .sampler
+                    .sample_relative(view, &self.frozen, &self.relative_space, &mut rng)?
             };
             self.relative = Some(proposed);
         }
@@ -249,7 +246,7 @@ impl<'s> Trial<'s> {
         let mut rng = TrialRng::for_trial(seed, self.frozen.number, name);
         inner
             .sampler
-            .sample_independent(&view, &self.frozen, name, dist, &mut rng)
+            .sample_independent(view, &self.frozen, name, dist, &mut rng)
     }
 
     /// Reports the objective's intermediate value at `step` (an epoch, say), for pruning and
