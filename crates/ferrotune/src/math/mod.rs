@@ -91,7 +91,15 @@ pub(crate) fn log_sum_exp(xs: &[f64]) -> f64 {
     if !max.is_finite() {
         return max;
     }
-    let s: f64 = xs.iter().map(|&x| (x - max).exp()).sum();
+    // Terms more than 50 below the largest add less than e^-50 ≈ 2e-22 each relative to it:
+    // skipping them leaves the sum unchanged at double precision (for fewer than ~10^6
+    // terms) and avoids exp's slow underflow path, which dominated TPE's ask time.
+    let s: f64 = xs
+        .iter()
+        .map(|&x| x - max)
+        .filter(|&d| d > -50.0)
+        .map(f64::exp)
+        .sum();
     max + s.ln()
 }
 
