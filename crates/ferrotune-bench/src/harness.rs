@@ -38,6 +38,29 @@ pub struct Record {
     pub overhead_ms: f64,
 }
 
+/// The time one sampler takes to ask for (and sample) a new trial once the study holds
+/// `n_trials` finished trials. Written one per line to its own JSON Lines file, by the
+/// Rust harness for ferrotune and by `bench/peers/optuna_driver.py` for the peers, so the
+/// report compares them measured in one run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AskTimeRecord {
+    /// [`RECORD_VERSION`] of the writer.
+    pub version: u32,
+    /// Always `"ask_time"`, so the record's kind is visible in the file.
+    pub kind: String,
+    /// The sampler's label (`tpe`, `tpe-univariate`, `optuna-tpe`, `rustuna-tpe`, …).
+    pub sampler: String,
+    /// Finished trials in the study when the asks were timed.
+    pub n_trials: u64,
+    /// Float parameters per trial (the problem is a `dim`-dimensional sphere).
+    pub dim: usize,
+    /// Milliseconds of each timed ask (ask + every suggestion of the trial).
+    pub ms: Vec<f64>,
+    /// How the history was built: `add_trial` (seeded directly) or `optimize` (asked and
+    /// told up to `n_trials`, for peers without a way to add finished trials).
+    pub history: String,
+}
+
 /// A short label for a sampler spec (`random`, `qmc`, `tpe`, …).
 pub fn sampler_label(spec: &SamplerSpec) -> String {
     spec.name().to_owned()
