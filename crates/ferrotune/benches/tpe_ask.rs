@@ -1,6 +1,7 @@
 //! TPE's cost per ask at n finished trials (10 float parameters, sphere values), with the
 //! history seeded through `add_trial` rather than by optimizing up to n, multivariate and
-//! univariate. Run with `cargo bench -p ferrotune --bench tpe_ask [-- N …]` (default 100 1000).
+//! univariate. Run with `cargo bench -p ferrotune --bench tpe_ask [-- N … [multivariate|univariate]]`
+//! (default: 100 1000, both).
 
 use ferrotune::rng::TrialRng;
 use ferrotune::{
@@ -29,7 +30,10 @@ fn run(n: usize, multivariate: bool) -> ferrotune::Result<()> {
             .map(|(name, &x)| (name.clone(), dist.clone(), ParamValue::Float(x)));
         study.add_trial(&FrozenTrial::completed(params, vec![value]))?;
     }
-    let asks = 20;
+    let asks = std::env::var("TPE_ASKS")
+        .ok()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(20);
     let start = Instant::now();
     for _ in 0..asks {
         let mut trial = study.ask()?;
@@ -57,9 +61,16 @@ fn main() -> ferrotune::Result<()> {
     } else {
         sizes
     };
+    let only = |mode: &str| std::env::args().any(|a| a == mode);
+    let modes: Vec<bool> = match (only("multivariate"), only("univariate")) {
+        (true, false) => vec![true],
+        (false, true) => vec![false],
+        _ => vec![true, false],
+    };
     for n in sizes {
-        run(n, true)?;
-        run(n, false)?;
+        for &multivariate in &modes {
+            run(n, multivariate)?;
+        }
     }
     Ok(())
 }

@@ -107,6 +107,11 @@ impl<'a> StudyView<'a> {
     pub fn study_id(&self) -> StudyId {
         self.study_id
     }
+    /// Whether a filter hides some of the study's trials (state kept across calls for the
+    /// whole study, such as a sampler's cache, must not be mixed with a filtered view's).
+    pub fn is_filtered(&self) -> bool {
+        self.filter.is_some()
+    }
     /// The study's name.
     pub fn name(&self) -> &str {
         self.name

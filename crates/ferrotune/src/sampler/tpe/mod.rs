@@ -6,6 +6,7 @@
 //! ("above"); a Parzen estimator `l` is fit to the first and `g` to the second, `n_ei_candidates`
 //! points are drawn from `l`, and the one maximizing `log l − log g` is proposed.
 
+mod cache;
 mod parzen;
 
 use super::{Sampler, SearchSpace};
@@ -14,9 +15,11 @@ use crate::rng::TrialRng;
 use crate::space::Distribution;
 use crate::study::{Direction, StudyView};
 use crate::trial::{FrozenTrial, TrialState};
+use cache::Cache;
 use parzen::{Bandwidth, Dim, DimKind, ParzenEstimator};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
 
 /// TPE's settings; [`Default`] gives Optuna 5.0's.
 #[derive(Clone, Debug, PartialEq)]
@@ -55,9 +58,65 @@ impl Default for TpeConfig {
 }
 
 /// The Tree-structured Parzen Estimator sampler (single objective).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct TpeSampler {
     config: TpeConfig,
+    /// Finished trials' observations and shared search space, kept between asks.
+    cache: Mutex<Cache>,
+    /// Scratch buffers of finished asks, reused by later ones (one per concurrent ask).
+    workspaces: Mutex<Vec<Workspace>>,
+}
+
+/// The buffers one proposal needs; reused so that asks over long histories allocate nothing.
+#[derive(Debug, Default)]
+struct Workspace {
+    obs: Vec<f64>,
+    below: ParzenEstimator,
+    above: ParzenEstimator,
+    candidates: Vec<f64>,
+    ll: Vec<f64>,
+    lg: Vec<f64>,
+    scratch: Vec<f64>,
+}
+
+/// A workspace lent to one ask, returned to the pool when dropped.
+struct LentWorkspace<'a> {
+    pool: &'a Mutex<Vec<Workspace>>,
+    workspace: Workspace,
+}
+
+impl std::ops::Deref for LentWorkspace<'_> {
+    type Target = Workspace;
+    fn deref(&self) -> &Workspace {
+        &self.workspace
+    }
+}
+
+impl std::ops::DerefMut for LentWorkspace<'_> {
+    fn deref_mut(&mut self) -> &mut Workspace {
+        &mut self.workspace
+    }
+}
+
+impl Drop for LentWorkspace<'_> {
+    fn drop(&mut self) {
+        let workspace = std::mem::take(&mut self.workspace);
+        self.pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(workspace);
+    }
+}
+
+impl Clone for TpeSampler {
+    /// The same settings with an empty cache.
+    fn clone(&self) -> Self {
+        TpeSampler {
+            config: self.config.clone(),
+            cache: Mutex::default(),
+            workspaces: Mutex::default(),
+        }
+    }
 }
 
 /// `γ(n) = min(⌈0.1·n⌉, 25)`: how many trials count as good out of `n` finished ones.
@@ -161,12 +220,6 @@ fn from_model(dist: &Distribution, dim: &Dim, x: f64) -> f64 {
     }
 }
 
-/// A trial's parameter on the model scale, if it has it and the value lies in `dist`.
-fn observed(t: &FrozenTrial, name: &str, dist: &Distribution) -> Option<f64> {
-    let internal = dist.to_internal(t.params.get(name)?).ok()?;
-    Some(to_model(dist, internal))
-}
-
 /// Splits trials (sorted by number) into the best `n_below` and the rest, Optuna's way:
 /// feasible Complete trials by value, then Pruned ones by (latest step descending, value at
 /// it), then infeasible ones by total violation; Running trials (the constant liar) are
@@ -241,12 +294,35 @@ impl TpeSampler {
                 format!("must be positive and finite, got {}", config.prior_weight),
             ));
         }
-        Ok(TpeSampler { config })
+        Ok(TpeSampler {
+            config,
+            cache: Mutex::default(),
+            workspaces: Mutex::default(),
+        })
     }
 
     /// The settings.
     pub fn config(&self) -> &TpeConfig {
         &self.config
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        // The cache holds only derived values, checked against the trials on every use, so
+        // one left by a panicking thread is still sound.
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn workspace(&self) -> LentWorkspace<'_> {
+        let workspace = self
+            .workspaces
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+            .unwrap_or_default();
+        LentWorkspace {
+            pool: &self.workspaces,
+            workspace,
+        }
     }
 
     fn check_objectives(study: &StudyView<'_>) -> Result<f64> {
@@ -297,35 +373,30 @@ impl TpeSampler {
             consider_endpoints: self.config.consider_endpoints,
             magic_clip: self.config.consider_magic_clip,
         };
-        let estimator = |group: &[&FrozenTrial]| {
-            let mut obs = Vec::with_capacity(group.len() * params.len());
-            let mut count = 0;
-            'trials: for t in group {
-                let start = obs.len();
-                for (name, dist) in params {
-                    match observed(t, name, dist) {
-                        Some(x) => obs.push(x),
-                        None => {
-                            obs.truncate(start);
-                            continue 'trials;
-                        }
-                    }
-                }
-                count += 1;
-            }
+        let mut ws = self.workspace();
+        let Workspace {
+            obs,
+            below: l,
+            above: g,
+            candidates,
+            ll,
+            lg,
+            scratch,
+        } = &mut *ws;
+        for (group, estimator) in [(&below, &mut *l), (&above, &mut *g)] {
+            obs.clear();
+            let count = self
+                .cache()
+                .observations(study.study_id(), group, params, obs);
             let weights = default_weights(count);
-            ParzenEstimator::new(&dims, &obs, &weights, self.config.prior_weight, bandwidth)
-        };
-        let l = estimator(&below);
-        let g = estimator(&above);
-        let mut candidates = Vec::with_capacity(self.config.n_ei_candidates * dims.len());
-        l.sample(rng, self.config.n_ei_candidates, &mut candidates);
-        let (mut ll, mut lg, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
-        l.log_pdf(&candidates, &mut ll, &mut scratch);
-        g.log_pdf(&candidates, &mut lg, &mut scratch);
+            estimator.fit(&dims, obs, &weights, self.config.prior_weight, bandwidth);
+        }
+        l.sample(rng, self.config.n_ei_candidates, candidates);
+        l.log_pdf(candidates, ll, scratch);
+        g.log_pdf(candidates, lg, scratch);
         let mut best = 0;
         let mut best_score = f64::NEG_INFINITY;
-        for (i, (a, b)) in ll.iter().zip(&lg).enumerate() {
+        for (i, (a, b)) in ll.iter().zip(lg.iter()).enumerate() {
             let score = a - b;
             if score > best_score {
                 best_score = score;
@@ -333,14 +404,14 @@ impl TpeSampler {
             }
         }
         let x = &candidates[best * dims.len()..(best + 1) * dims.len()];
-        Ok(Some(
-            params
-                .iter()
-                .zip(&dims)
-                .zip(x)
-                .map(|(((_, dist), dim), &v)| from_model(dist, dim, v))
-                .collect(),
-        ))
+        let proposal = params
+            .iter()
+            .zip(&dims)
+            .zip(x)
+            .map(|(((_, dist), dim), &v)| from_model(dist, dim, v))
+            .collect();
+        drop(ws);
+        Ok(Some(proposal))
     }
 }
 
@@ -370,25 +441,11 @@ impl Sampler for TpeSampler {
         {
             return Ok(SearchSpace::new());
         }
-        let mut space: Option<SearchSpace> = None;
-        for t in study.trials_in(&[TrialState::Complete, TrialState::Pruned])? {
-            match &mut space {
-                None => {
-                    space = Some(
-                        t.params
-                            .distributions()
-                            .filter(|(_, d)| !d.is_single())
-                            .map(|(n, d)| (n.to_owned(), d.clone()))
-                            .collect(),
-                    )
-                }
-                Some(s) => s.retain(|n, d| t.params.distribution(n) == Some(d)),
-            }
-            if space.as_ref().is_some_and(|s| s.is_empty()) {
-                break;
-            }
+        let finished = study.trials_in(&[TrialState::Complete, TrialState::Pruned])?;
+        if study.is_filtered() {
+            return Ok(Cache::default().intersection(study.study_id(), finished));
         }
-        Ok(space.unwrap_or_default())
+        Ok(self.cache().intersection(study.study_id(), finished))
     }
 
     fn sample_relative(

@@ -2,7 +2,7 @@
 //! per observation plus a prior component, on the "model scale" of each dimension (logarithm
 //! for log ranges, grid for stepped and integer ranges, index for categoricals).
 
-use crate::math::{log_normal_mass, log_sum_exp};
+use crate::math::{log_normal_mass, log_sum_exp, NormalTail};
 use crate::rng::TrialRng;
 
 /// ½·ln(2π).
@@ -68,8 +68,25 @@ struct DimKernels {
     log_probs: Vec<f64>,
 }
 
+impl Default for DimKernels {
+    fn default() -> Self {
+        DimKernels {
+            dim: Dim {
+                kind: DimKind::Continuous,
+                low: 0.0,
+                high: 0.0,
+            },
+            mu: Vec::new(),
+            sigma: Vec::new(),
+            inv_sigma: Vec::new(),
+            probs: Vec::new(),
+            log_probs: Vec::new(),
+        }
+    }
+}
+
 /// A weighted mixture of product kernels.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct ParzenEstimator {
     /// Normalized component weights (observations in order, then the prior).
     weights: Vec<f64>,
@@ -79,6 +96,42 @@ pub(crate) struct ParzenEstimator {
     /// truncation masses), so scoring a point adds only the point-dependent terms.
     log_const: Vec<f64>,
     dims: Vec<DimKernels>,
+    /// [`Divisor`]'s buffer, kept between fits.
+    divisor: Vec<f64>,
+}
+
+/// Per component, a product of normalizing factors (truncation masses and kernel widths)
+/// kept in linear space and moved into the log constants only when it leaves a safe range:
+/// one logarithm per component instead of one per component and dimension, which was most
+/// of the cost of building an estimator over many trials.
+struct Divisor {
+    product: Vec<f64>,
+}
+
+impl Divisor {
+    fn new(mut buffer: Vec<f64>, n: usize) -> Self {
+        buffer.clear();
+        buffer.resize(n, 1.0);
+        Divisor { product: buffer }
+    }
+
+    /// Divides component `c`'s density by `factor` (positive and finite).
+    #[inline]
+    fn multiply(&mut self, c: usize, factor: f64, log_const: &mut [f64]) {
+        let p = &mut self.product[c];
+        *p *= factor;
+        if !(1e-200..=1e200).contains(p) {
+            log_const[c] -= p.ln();
+            *p = 1.0;
+        }
+    }
+
+    fn flush_all(&mut self, log_const: &mut [f64]) {
+        for (l, p) in log_const.iter_mut().zip(&mut self.product) {
+            *l -= p.ln();
+            *p = 1.0;
+        }
+    }
 }
 
 /// The bandwidths of the neighbour rule for `mus` on `[low, high]`, with the prior mean
@@ -88,7 +141,8 @@ pub(crate) fn neighbour_sigmas(
     low: f64,
     high: f64,
     consider_endpoints: bool,
-) -> Vec<f64> {
+    out: &mut Vec<f64>,
+) {
     let prior_mu = 0.5 * (low + high);
     let n = mus.len() + 1;
     let mut order: Vec<usize> = (0..n).collect();
@@ -105,12 +159,12 @@ pub(crate) fn neighbour_sigmas(
         sorted_sigma[0] = ends[2] - ends[1];
         sorted_sigma[n - 1] = ends[n] - ends[n - 1];
     }
-    let mut sigma = vec![0.0; n];
+    out.clear();
+    out.resize(n, 0.0);
     for (j, &i) in order.iter().enumerate() {
-        sigma[i] = sorted_sigma[j];
+        out[i] = sorted_sigma[j];
     }
-    sigma.truncate(mus.len());
-    sigma
+    out.truncate(mus.len());
 }
 
 /// Clips kernel widths into `[(high − low)/min(100, 1 + n_kernels), high − low]`.
@@ -123,23 +177,23 @@ pub(crate) fn magic_clip(sigma: &mut [f64], range: f64, n_kernels: usize) {
 
 /// The categorical kernel: row `i < n_obs` puts `prior_weight/n_kernels` on every choice plus
 /// 1 on the observed one; the prior row is uniform; rows normalized. Row-major.
-pub(crate) fn categorical_kernel(observed: &[f64], n: usize, prior_weight: f64) -> Vec<f64> {
+pub(crate) fn categorical_kernel(observed: &[f64], n: usize, prior_weight: f64, p: &mut Vec<f64>) {
     let n_kernels = observed.len() + 1;
     let base = prior_weight / n_kernels as f64;
-    let mut p = Vec::with_capacity(n_kernels * n);
+    p.clear();
     for &obs in observed {
         let row_sum = base * n as f64 + 1.0;
         let hit = obs as usize;
         p.extend((0..n).map(|c| (base + if c == hit { 1.0 } else { 0.0 }) / row_sum));
     }
     p.extend(std::iter::repeat_n(1.0 / n as f64, n));
-    p
 }
 
 impl ParzenEstimator {
     /// Builds the estimator from `n_obs` observations (row-major, `dims.len()` values each,
     /// on the model scale) with unnormalized `obs_weights`, plus a prior component of weight
     /// `prior_weight`.
+    #[cfg(test)]
     pub fn new(
         dims: &[Dim],
         observations: &[f64],
@@ -147,82 +201,103 @@ impl ParzenEstimator {
         prior_weight: f64,
         bandwidth: Bandwidth,
     ) -> Self {
+        let mut estimator = ParzenEstimator::default();
+        estimator.fit(dims, observations, obs_weights, prior_weight, bandwidth);
+        estimator
+    }
+
+    /// [`ParzenEstimator::new`] into `self`, reusing its buffers: an ask over thousands of
+    /// trials then allocates nothing (fresh buffers each time cost page faults that showed
+    /// in profiles).
+    pub fn fit(
+        &mut self,
+        dims: &[Dim],
+        observations: &[f64],
+        obs_weights: &[f64],
+        prior_weight: f64,
+        bandwidth: Bandwidth,
+    ) {
         let d = dims.len();
         let n_obs = obs_weights.len();
         debug_assert_eq!(observations.len(), n_obs * d);
         let n_comp = n_obs + 1;
-        let mut weights: Vec<f64> = obs_weights.to_vec();
-        weights.push(prior_weight);
-        let total: f64 = weights.iter().sum();
-        for w in &mut weights {
-            *w /= total;
-        }
-        let mut cumulative = Vec::with_capacity(n_comp);
+        let total: f64 = obs_weights.iter().sum::<f64>() + prior_weight;
+        self.weights.clear();
+        self.weights
+            .extend(obs_weights.iter().chain([&prior_weight]).map(|w| w / total));
+        self.cumulative.clear();
         let mut acc = 0.0;
-        for &w in &weights {
+        for &w in &self.weights {
             acc += w;
-            cumulative.push(acc);
+            self.cumulative.push(acc);
         }
-        let mut log_const: Vec<f64> = weights.iter().map(|w| w.ln()).collect();
-        let mut column = Vec::with_capacity(n_obs);
-        let mut kernels = Vec::with_capacity(d);
-        for (j, &dim) in dims.iter().enumerate() {
-            column.clear();
-            column.extend((0..n_obs).map(|i| observations[i * d + j]));
+        self.log_const.clear();
+        self.log_const.extend(self.weights.iter().map(|w| w.ln()));
+        let mut divisor = Divisor::new(std::mem::take(&mut self.divisor), n_comp);
+        let tail = NormalTail::get();
+        self.dims.resize_with(d, DimKernels::default);
+        for (j, (&dim, k)) in dims.iter().zip(&mut self.dims).enumerate() {
             let range = dim.high - dim.low;
-            let mut k = DimKernels {
-                dim,
-                mu: Vec::new(),
-                sigma: Vec::new(),
-                inv_sigma: Vec::new(),
-                probs: Vec::new(),
-                log_probs: Vec::new(),
-            };
+            k.dim = dim;
+            for v in [
+                &mut k.mu,
+                &mut k.sigma,
+                &mut k.inv_sigma,
+                &mut k.probs,
+                &mut k.log_probs,
+            ] {
+                v.clear();
+            }
+            k.mu.extend((0..n_obs).map(|i| observations[i * d + j]));
             match dim.kind {
                 DimKind::Categorical { n } => {
-                    k.probs = categorical_kernel(&column, n, prior_weight);
-                    k.log_probs = k.probs.iter().map(|p| p.ln()).collect();
+                    categorical_kernel(&k.mu, n, prior_weight, &mut k.probs);
+                    k.log_probs.extend(k.probs.iter().map(|p| p.ln()));
+                    k.mu.clear();
                 }
                 DimKind::Continuous | DimKind::Discrete { .. } => {
-                    let mut sigma = if bandwidth.multivariate {
+                    if bandwidth.multivariate {
                         let s = 0.2 * (n_obs.max(1) as f64).powf(-1.0 / (d as f64 + 4.0)) * range;
-                        vec![s; n_obs]
+                        k.sigma.resize(n_obs, s);
                     } else {
-                        neighbour_sigmas(&column, dim.low, dim.high, bandwidth.consider_endpoints)
-                    };
-                    if bandwidth.magic_clip {
-                        magic_clip(&mut sigma, range, n_comp);
+                        neighbour_sigmas(
+                            &k.mu,
+                            dim.low,
+                            dim.high,
+                            bandwidth.consider_endpoints,
+                            &mut k.sigma,
+                        );
                     }
-                    let mut mu = column.clone();
-                    mu.push(0.5 * (dim.low + dim.high));
-                    sigma.push(range);
-                    for s in &mut sigma {
+                    if bandwidth.magic_clip {
+                        magic_clip(&mut k.sigma, range, n_comp);
+                    }
+                    k.mu.push(0.5 * (dim.low + dim.high));
+                    k.sigma.push(range);
+                    for s in &mut k.sigma {
                         // A zero-width range (never sampled, but guard anyway).
                         *s = s.max(f64::MIN_POSITIVE.sqrt());
                     }
+                    k.inv_sigma.extend(k.sigma.iter().map(|s| 1.0 / s));
+                    let continuous = dim.kind == DimKind::Continuous;
                     for c in 0..n_comp {
-                        let z_mass = log_normal_mass(
-                            (dim.low - mu[c]) / sigma[c],
-                            (dim.high - mu[c]) / sigma[c],
-                        );
-                        log_const[c] -= z_mass;
-                        if dim.kind == DimKind::Continuous {
-                            log_const[c] -= sigma[c].ln() + HALF_LN_2PI;
+                        let inv = k.inv_sigma[c];
+                        let (a, b) = ((dim.low - k.mu[c]) * inv, (dim.high - k.mu[c]) * inv);
+                        let mut factor = 1.0;
+                        match tail.wide_mass(a, b) {
+                            Some(mass) => factor = mass,
+                            None => self.log_const[c] -= log_normal_mass(a, b),
                         }
+                        if continuous {
+                            factor *= k.sigma[c];
+                            self.log_const[c] -= HALF_LN_2PI;
+                        }
+                        divisor.multiply(c, factor, &mut self.log_const);
                     }
-                    k.inv_sigma = sigma.iter().map(|s| 1.0 / s).collect();
-                    k.mu = mu;
-                    k.sigma = sigma;
                 }
             }
-            kernels.push(k);
         }
-        ParzenEstimator {
-            weights,
-            cumulative,
-            log_const,
-            dims: kernels,
-        }
+        divisor.flush_all(&mut self.log_const);
+        self.divisor = divisor.product;
     }
 
     /// The number of mixture components (observations plus the prior).
@@ -328,11 +403,12 @@ mod tests {
         // Sorted with the prior mean 5: [1, 2, 5, 9] between ends 0 and 10.
         // Gaps: 1→ max(1,1) but first uses the right gap 1; 2 → max(1, 3) = 3;
         // 5 (prior, dropped) → 4; 9 → last uses the left gap 4.
-        let s = neighbour_sigmas(&[9.0, 1.0, 2.0], 0.0, 10.0, false);
+        let mut s = Vec::new();
+        neighbour_sigmas(&[9.0, 1.0, 2.0], 0.0, 10.0, false, &mut s);
         assert_eq!(s, vec![4.0, 1.0, 3.0]);
-        let s = neighbour_sigmas(&[9.0, 1.0, 2.0], 0.0, 10.0, true);
+        neighbour_sigmas(&[9.0, 1.0, 2.0], 0.0, 10.0, true, &mut s);
         assert_eq!(s, vec![4.0, 1.0, 3.0]);
-        let s = neighbour_sigmas(&[0.5], 0.0, 10.0, true);
+        neighbour_sigmas(&[0.5], 0.0, 10.0, true, &mut s);
         assert_eq!(s, vec![4.5]);
     }
 
@@ -349,7 +425,8 @@ mod tests {
     #[test]
     fn categorical_kernel_rows() {
         // Two observations, three choices, prior weight 1: base 1/3 per choice.
-        let p = categorical_kernel(&[0.0, 2.0], 3, 1.0);
+        let mut p = Vec::new();
+        categorical_kernel(&[0.0, 2.0], 3, 1.0, &mut p);
         let row_sum = 1.0 + 3.0 * (1.0 / 3.0);
         let (hit, miss) = ((1.0 / 3.0 + 1.0) / row_sum, (1.0 / 3.0) / row_sum);
         let want = [
