@@ -186,8 +186,9 @@ const TAIL_END: f64 = 8.5;
 /// division and no exponential per call. Used where a mass is needed in linear space over
 /// many mixture components; [`log_ndtr`] stays the accurate path for far tails.
 pub(crate) struct NormalTail {
-    values: Vec<f64>,
-    slopes: Vec<f64>,
+    /// Per grid cell `i`: `[Q(zᵢ), h·Q'(zᵢ), Q(zᵢ₊₁), h·Q'(zᵢ₊₁)]`, so one lookup fetches
+    /// everything the interpolation needs.
+    cells: Vec<[f64; 4]>,
 }
 
 /// The standard normal density.
@@ -239,11 +240,11 @@ impl NormalTail {
                 * h;
             values[i] = values[i + 1] + integral;
         }
-        // One cell past the end, so interpolation at z just below TAIL_END has a right
-        // neighbour.
-        values[n + 1] = 0.0;
-        let slopes = (0..n + 2).map(|i| -normal_pdf(i as f64 * h)).collect();
-        NormalTail { values, slopes }
+        let slope = |i: usize| -normal_pdf(i as f64 * h) * h;
+        let cells = (0..=n)
+            .map(|i| [values[i], slope(i), values[i + 1], slope(i + 1)])
+            .collect();
+        NormalTail { cells }
     }
 
     /// `Q(z)` for `z ≥ 0`.
@@ -255,9 +256,7 @@ impl NormalTail {
         let u = z * TAIL_STEPS_PER_UNIT;
         let i = u as usize;
         let t = u - i as f64;
-        let h = 1.0 / TAIL_STEPS_PER_UNIT;
-        let (q0, q1) = (self.values[i], self.values[i + 1]);
-        let (m0, m1) = (self.slopes[i] * h, self.slopes[i + 1] * h);
+        let [q0, m0, q1, m1] = self.cells[i];
         let t2 = t * t;
         let t3 = t2 * t;
         q0 * (2.0 * t3 - 3.0 * t2 + 1.0)

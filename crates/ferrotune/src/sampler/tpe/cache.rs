@@ -8,7 +8,6 @@ use super::{to_model, SearchSpace};
 use crate::space::Distribution;
 use crate::storage::StudyId;
 use crate::trial::{FrozenTrial, TrialId, TrialState};
-use std::collections::HashSet;
 
 /// One parameter's model-scale values in finished trials, indexed by trial number.
 #[derive(Debug)]
@@ -23,7 +22,8 @@ struct Column {
 /// The running intersection of finished trials' search spaces.
 #[derive(Debug, Default)]
 struct Intersection {
-    seen: HashSet<TrialId>,
+    /// Per trial number, the trial already intersected there.
+    seen: Vec<Option<TrialId>>,
     space: Option<SearchSpace>,
 }
 
@@ -131,9 +131,14 @@ impl Cache {
         self.for_study(study);
         let cache = &mut self.intersection;
         for t in trials.filter(|t| is_finished(t)) {
-            if !cache.seen.insert(t.id) {
+            let i = t.number as usize;
+            if cache.seen.len() <= i {
+                cache.seen.resize(i + 1, None);
+            }
+            if cache.seen[i] == Some(t.id) {
                 continue;
             }
+            cache.seen[i] = Some(t.id);
             match &mut cache.space {
                 None => {
                     cache.space = Some(

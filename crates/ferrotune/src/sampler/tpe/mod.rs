@@ -347,7 +347,6 @@ impl TpeSampler {
         study: &StudyView<'_>,
         trial: &FrozenTrial,
         params: &[(&str, &Distribution)],
-        multivariate: bool,
         rng: &mut TrialRng,
     ) -> Result<Option<Vec<f64>>> {
         let sign = Self::check_objectives(study)?;
@@ -369,7 +368,6 @@ impl TpeSampler {
         let (below, above) = split(&trials, gamma(n), sign);
         let dims: Vec<Dim> = params.iter().map(|(_, d)| model_dim(d)).collect();
         let bandwidth = Bandwidth {
-            multivariate,
             consider_endpoints: self.config.consider_endpoints,
             magic_clip: self.config.consider_magic_clip,
         };
@@ -424,7 +422,7 @@ impl Sampler for TpeSampler {
         distribution: &Distribution,
         rng: &mut TrialRng,
     ) -> Result<f64> {
-        match self.propose(study, trial, &[(name, distribution)], false, rng)? {
+        match self.propose(study, trial, &[(name, distribution)], rng)? {
             Some(v) => Ok(v[0]),
             None => Ok(distribution.from_unit(rng.uniform())),
         }
@@ -460,7 +458,7 @@ impl Sampler for TpeSampler {
         }
         let params: Vec<(&str, &Distribution)> =
             space.iter().map(|(n, d)| (n.as_str(), d)).collect();
-        Ok(match self.propose(study, trial, &params, true, rng)? {
+        Ok(match self.propose(study, trial, &params, rng)? {
             Some(values) => params
                 .iter()
                 .zip(values)

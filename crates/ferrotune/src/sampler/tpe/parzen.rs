@@ -46,9 +46,6 @@ impl Dim {
 /// How kernel widths are chosen.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Bandwidth {
-    /// The joint (multivariate) rule: σ = 0.2·n^(−1/(d+4))·(high − low) for every kernel;
-    /// otherwise each kernel's σ is the larger gap to its sorted neighbours.
-    pub multivariate: bool,
     /// With the neighbour rule, whether the range ends count as neighbours of the extreme
     /// kernels.
     pub consider_endpoints: bool,
@@ -256,18 +253,16 @@ impl ParzenEstimator {
                     k.mu.clear();
                 }
                 DimKind::Continuous | DimKind::Discrete { .. } => {
-                    if bandwidth.multivariate {
-                        let s = 0.2 * (n_obs.max(1) as f64).powf(-1.0 / (d as f64 + 4.0)) * range;
-                        k.sigma.resize(n_obs, s);
-                    } else {
-                        neighbour_sigmas(
-                            &k.mu,
-                            dim.low,
-                            dim.high,
-                            bandwidth.consider_endpoints,
-                            &mut k.sigma,
-                        );
-                    }
+                    // Optuna 5.0 uses the neighbour rule for joint (multivariate) estimators
+                    // too; v4's joint rule σ = 0.2·n^(−1/(d+4))·(high − low) made every kernel
+                    // wide and converged far more slowly (see reference/optuna.md §2.2).
+                    neighbour_sigmas(
+                        &k.mu,
+                        dim.low,
+                        dim.high,
+                        bandwidth.consider_endpoints,
+                        &mut k.sigma,
+                    );
                     if bandwidth.magic_clip {
                         magic_clip(&mut k.sigma, range, n_comp);
                     }
@@ -390,9 +385,8 @@ fn truncated_normal(rng: &mut TrialRng, mu: f64, sigma: f64, low: f64, high: f64
 mod tests {
     use super::*;
 
-    fn bw(multivariate: bool) -> Bandwidth {
+    fn bw() -> Bandwidth {
         Bandwidth {
-            multivariate,
             consider_endpoints: false,
             magic_clip: true,
         }
@@ -452,7 +446,7 @@ mod tests {
             low: -1.0,
             high: 3.0,
         }];
-        let pe = ParzenEstimator::new(&dims, &[0.0, 2.5, 2.9], &[1.0, 1.0, 1.0], 1.0, bw(false));
+        let pe = ParzenEstimator::new(&dims, &[0.0, 2.5, 2.9], &[1.0, 1.0, 1.0], 1.0, bw());
         assert_eq!(pe.n_components(), 4);
         let n = 4000;
         let h = 4.0 / n as f64;
@@ -475,7 +469,7 @@ mod tests {
             low: -0.5,
             high: 4.5,
         }];
-        let pe = ParzenEstimator::new(&dims, &[1.0, 4.0], &[1.0, 1.0], 1.0, bw(false));
+        let pe = ParzenEstimator::new(&dims, &[1.0, 4.0], &[1.0, 1.0], 1.0, bw());
         let (mut out, mut scratch) = (Vec::new(), Vec::new());
         pe.log_pdf(&[0.0, 1.0, 2.0, 3.0, 4.0], &mut out, &mut scratch);
         let total: f64 = out.iter().map(|l| l.exp()).sum();
@@ -498,7 +492,7 @@ mod tests {
             low: -1.0,
             high: 1.0,
         }];
-        let pe = ParzenEstimator::new(&dims, &[0.0], &[1.0], 1e-12, bw(false));
+        let pe = ParzenEstimator::new(&dims, &[0.0], &[1.0], 1e-12, bw());
         let (mut out, mut scratch) = (Vec::new(), Vec::new());
         pe.log_pdf(&[0.0], &mut out, &mut scratch);
         let sigma = 2.0 / 3.0;
@@ -515,7 +509,7 @@ mod tests {
             high: 2.0,
         }];
         let obs = vec![1.0; 30];
-        let pe = ParzenEstimator::new(&dims, &obs, &[1.0; 30], 1.0, bw(true));
+        let pe = ParzenEstimator::new(&dims, &obs, &[1.0; 30], 1.0, bw());
         let mut rng = TrialRng::from_seed(5);
         let mut s = Vec::new();
         pe.sample(&mut rng, 1000, &mut s);
