@@ -4,7 +4,7 @@
 #
 #   scripts/bench_overhead_vs_optuna.sh [N …]       (default: 1000 10000)
 #
-# Optuna is installed from PyPI into target/peers-venv on first use.
+# Optuna is installed from PyPI (bench/peers/requirements.txt) into target/peers-venv on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=("$@")
@@ -13,7 +13,7 @@ sizes=("$@")
 venv=target/peers-venv
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet optuna
+  "$venv/bin/pip" install --quiet -r bench/peers/requirements.txt
 fi
 
 out=$(mktemp)
@@ -21,7 +21,7 @@ trap 'rm -f "$out"' EXIT
 csv=$(IFS=,; echo "${sizes[*]}")
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 cargo bench -q -p ferrotune --bench overhead -- "${sizes[@]}" | tee -a "$out"
-"$venv/bin/python" crates/ferrotune-bench/peers/optuna_overhead.py --trials "$csv" | tee -a "$out"
+"$venv/bin/python" bench/peers/optuna_overhead.py --trials "$csv" | tee -a "$out"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 "$venv/bin/python" - "$out" <<'PY'

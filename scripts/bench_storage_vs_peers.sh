@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Storage throughput of ferrotune against Optuna 5.0.0 and Rustuna 0.2.0 (pinned, from PyPI),
+# Storage throughput of ferrotune against Optuna 5.0.0 and Rustuna 0.2.0 (pinned in
+# bench/peers/requirements.txt, from PyPI),
 # measured in one run on this machine: ask + 10 floats + 10 reports + tell with the random
 # sampler, 1 and 8 processes, on SQLite, on PostgreSQL (the same throwaway server for every
 # peer) and Optuna's/Rustuna's journal file; then the ratios.
@@ -16,15 +17,15 @@ venv=target/peers-venv
 if [[ ! -x $venv/bin/python ]]; then
     python3 -m venv "$venv"
 fi
-"$venv/bin/pip" install --quiet optuna==5.0.0 rustuna==0.2.0 psycopg2-binary==2.9.13
+"$venv/bin/pip" install --quiet -r bench/peers/requirements.txt psycopg2-binary==2.9.13
 out=target/bench-storage.jsonl
 : >"$out"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 cargo bench -q -p ferrotune-sqlite --bench throughput -- "$n" | tee -a "$out"
 cargo bench -q -p ferrotune-postgres --bench throughput -- "$n" | tee -a "$out"
-"$venv/bin/python" crates/ferrotune-bench/peers/storage_throughput.py \
+"$venv/bin/python" bench/peers/storage_throughput.py \
     --storage sqlite,journal,postgres --peer all --processes 1,8 --trials "$n" | tee -a "$out"
-"$venv/bin/python" crates/ferrotune-bench/peers/storage_throughput.py \
+"$venv/bin/python" bench/peers/storage_throughput.py \
     --storage sqlite --peer all --tpe-history 1000 | tee -a "$out"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$venv/bin/python" - "$out" <<'PY'

@@ -2,11 +2,22 @@
 //! record per trial, in a versioned format the multi-fidelity work will extend. Runs already
 //! in the output file are skipped, so an interrupted comparison resumes where it stopped,
 //! and a time budget stops it between runs.
+//!
+//! Each sampler of a comparison is a [`Contender`] with its own label: one of ferrotune's
+//! samplers built from a spec, or a peer's (Optuna, Rustuna) run by the Python driver of
+//! [`crate::peer`] on the very same problems. [`ask_time_all`] measures how long each takes
+//! to ask for a trial once its study holds a given number of finished trials.
 
+use crate::peer::{PeerConfig, PeerError, Peers};
 use crate::problem::Problem;
-use ferrotune::{PrunerSpec, SamplerSpec, Study, TrialState};
+use ferrotune::rng::TrialRng;
+use ferrotune::{
+    Distribution, FloatDistribution, FrozenTrial, ParamValue, PrunerSpec, SamplerSpec, Study,
+    TrialState,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -21,7 +32,7 @@ pub struct Record {
     pub version: u32,
     /// The problem's name.
     pub problem: String,
-    /// The sampler's label (a short name; see [`sampler_label`]).
+    /// The sampler's label ([`Contender::label`]).
     pub sampler: String,
     /// The run's seed.
     pub seed: u64,
@@ -33,8 +44,9 @@ pub struct Record {
     pub value: Option<f64>,
     /// The best value so far in the run (after this trial).
     pub best_so_far: Option<f64>,
-    /// Milliseconds spent in ferrotune for this trial (ask, sampling, tell), objective
-    /// excluded.
+    /// Milliseconds spent in the sampler's library for this trial (ask, sampling, tell),
+    /// objective excluded: ferrotune's as timed here, a peer's as timed by the driver around
+    /// its own calls (the pipe to the driver excluded).
     pub overhead_ms: f64,
 }
 
@@ -61,9 +73,110 @@ pub struct AskTimeRecord {
     pub history: String,
 }
 
-/// A short label for a sampler spec (`random`, `qmc`, `tpe`, …).
-pub fn sampler_label(spec: &SamplerSpec) -> String {
-    spec.name().to_owned()
+/// ferrotune's samplers the command line knows by name: label and spec (JSON form). A JSON spec
+/// equal to one of these gets its label, so `{"type":"tpe","multivariate":false}` and
+/// `tpe-univariate` are one contender.
+const NAMED: [(&str, &str); 5] = [
+    ("random", r#"{"type":"random"}"#),
+    ("qmc", r#"{"type":"qmc","kind":"sobol"}"#),
+    ("halton", r#"{"type":"qmc","kind":"halton"}"#),
+    ("tpe", r#"{"type":"tpe"}"#),
+    ("tpe-univariate", r#"{"type":"tpe","multivariate":false}"#),
+];
+
+/// Label prefixes of the peers run by the Python driver.
+const PEER_PREFIXES: [&str; 2] = ["optuna-", "rustuna-"];
+
+/// The driver's own dependency-free peer (Python's `random`), for testing the protocol.
+pub const PYTHON_RANDOM: &str = "python-random";
+
+/// A sampler taking part in a comparison, under the label its records carry. Two contenders
+/// of one comparison must have different labels: the label is what resuming and the report
+/// group by.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Contender {
+    /// One of ferrotune's samplers, built from its spec.
+    Ferrotune {
+        /// The records' label (`tpe`, `tpe-univariate`, …).
+        label: String,
+        /// The sampler.
+        spec: SamplerSpec,
+    },
+    /// A peer's sampler, run by the Python driver ([`crate::peer`]); the label is also the
+    /// name the driver knows it by (`optuna-tpe`, `rustuna-tpe`, …).
+    Peer {
+        /// The records' label and the driver's sampler name.
+        label: String,
+    },
+}
+
+impl Contender {
+    /// ferrotune's sampler `spec`, labelled as the command line would name it.
+    pub fn ferrotune(spec: SamplerSpec) -> Contender {
+        Contender::Ferrotune {
+            label: label_of(&spec),
+            spec,
+        }
+    }
+
+    /// Parses a command-line sampler: `random`, `qmc` (or `sobol`), `halton`, `tpe`
+    /// (ferrotune's defaults: multivariate), `tpe-univariate`, a JSON [`SamplerSpec`], or a
+    /// peer: any label starting with `optuna-` or `rustuna-` (the driver checks that it knows
+    /// it), or `python-random`.
+    pub fn parse(text: &str) -> Result<Contender, HarnessError> {
+        let text = text.trim();
+        let unknown = |reason: String| HarnessError::UnknownSampler {
+            name: text.to_owned(),
+            reason,
+        };
+        if text.starts_with('{') {
+            let spec: SamplerSpec = serde_json::from_str(text)
+                .map_err(|e| unknown(format!("not a sampler spec: {e}")))?;
+            return Ok(Contender::ferrotune(spec));
+        }
+        if PEER_PREFIXES.iter().any(|p| text.starts_with(p)) || text == PYTHON_RANDOM {
+            return Ok(Contender::Peer {
+                label: text.to_owned(),
+            });
+        }
+        let canonical = if text == "sobol" { "qmc" } else { text };
+        if let Some((label, json)) = NAMED.iter().find(|(label, _)| *label == canonical) {
+            let spec = serde_json::from_str(json).map_err(|e| unknown(e.to_string()))?;
+            return Ok(Contender::Ferrotune {
+                label: (*label).to_owned(),
+                spec,
+            });
+        }
+        if text == "grid" {
+            return Err(unknown(
+                "a grid needs its values per parameter; pass a JSON spec such as \
+                 {\"type\":\"grid\",\"grid\":{\"x0\":[0,1],\"x1\":[2,3]}}"
+                    .into(),
+            ));
+        }
+        Err(unknown(
+            "the samplers are random, qmc (or sobol), halton, tpe, tpe-univariate, a JSON spec \
+             such as {\"type\":\"tpe\",\"n_startup_trials\":20}, and the peers optuna-tpe, \
+             optuna-tpe-univariate, optuna-random, rustuna-tpe, rustuna-tpe-univariate, \
+             rustuna-random"
+                .into(),
+        ))
+    }
+
+    /// The label its records carry.
+    pub fn label(&self) -> &str {
+        match self {
+            Contender::Ferrotune { label, .. } | Contender::Peer { label } => label,
+        }
+    }
+}
+
+/// The label of a spec: the command-line name it equals, else the spec's own short name.
+fn label_of(spec: &SamplerSpec) -> String {
+    NAMED
+        .iter()
+        .find(|(_, json)| serde_json::from_str::<SamplerSpec>(json).ok().as_ref() == Some(spec))
+        .map_or_else(|| spec.name().to_owned(), |(label, _)| (*label).to_owned())
 }
 
 /// The runs (problem, sampler, seed) already complete in a results file.
@@ -90,19 +203,35 @@ pub fn completed_runs(
         .collect())
 }
 
-/// Runs `spec` on `problem` for `n_trials` with `seed`; returns one record per trial.
+/// Runs `contender` on `problem` for `n_trials` with `seed`; returns one record per trial. A
+/// peer runs through `peers`' driver, which starts on first use.
 pub fn run_one(
     problem: &dyn Problem,
+    contender: &Contender,
+    seed: u64,
+    n_trials: u64,
+    peers: &mut Peers,
+) -> Result<Vec<Record>, HarnessError> {
+    match contender {
+        Contender::Ferrotune { label, spec } => run_ferrotune(problem, label, spec, seed, n_trials),
+        Contender::Peer { label } => peers.driver()?.run(problem, label, seed, n_trials),
+    }
+}
+
+/// [`run_one`] for one of ferrotune's samplers.
+fn run_ferrotune(
+    problem: &dyn Problem,
+    label: &str,
     spec: &SamplerSpec,
     seed: u64,
     n_trials: u64,
-) -> ferrotune::Result<Vec<Record>> {
+) -> Result<Vec<Record>, HarnessError> {
     let study = Study::builder()
         .sampler(spec.clone())
         .pruner(PrunerSpec::Nop)
         .seed(seed)
         .build()?;
-    let mut records = Vec::with_capacity(n_trials as usize);
+    let mut records = Vec::with_capacity(usize::try_from(n_trials).unwrap_or(0));
     let mut best: Option<f64> = None;
     for _ in 0..n_trials {
         let start = Instant::now();
@@ -120,7 +249,7 @@ pub fn run_one(
         records.push(Record {
             version: RECORD_VERSION,
             problem: problem.name(),
-            sampler: sampler_label(spec),
+            sampler: label.to_owned(),
             seed,
             trial: done.number,
             state: done.state,
@@ -143,27 +272,31 @@ pub struct Progress {
     pub left: usize,
 }
 
-/// Runs every (problem, sampler, seed) not yet in `out`, appending each run's records when
-/// it finishes (so a killed harness never leaves half a run), until `budget` is spent.
+/// Runs every (problem, contender, seed) not yet in `out`, appending each run's records when
+/// it finishes (so a killed harness never leaves half a run), until `budget` is spent. Peers
+/// share one driver process (started with `peers` when the first peer run needs it).
 pub fn run_all(
     problems: &[Box<dyn Problem>],
-    samplers: &[SamplerSpec],
+    contenders: &[Contender],
     seeds: &[u64],
     n_trials: u64,
     out: &Path,
     budget: Option<Duration>,
+    peers: &PeerConfig,
 ) -> Result<Progress, HarnessError> {
+    check_labels(contenders)?;
     let done = completed_runs(out, n_trials)?;
     let start = Instant::now();
     let mut progress = Progress::default();
+    let mut peers = Peers::new(peers.clone());
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(out)?;
     for problem in problems {
-        for spec in samplers {
+        for contender in contenders {
             for &seed in seeds {
-                let key = (problem.name(), sampler_label(spec), seed);
+                let key = (problem.name(), contender.label().to_owned(), seed);
                 if done.contains(&key) {
                     progress.skipped += 1;
                     continue;
@@ -172,14 +305,8 @@ pub fn run_all(
                     progress.left += 1;
                     continue;
                 }
-                let records = run_one(problem.as_ref(), spec, seed, n_trials)?;
-                let mut text = String::new();
-                for r in &records {
-                    text.push_str(&serde_json::to_string(r)?);
-                    text.push('\n');
-                }
-                file.write_all(text.as_bytes())?;
-                file.flush()?;
+                let records = run_one(problem.as_ref(), contender, seed, n_trials, &mut peers)?;
+                append_lines(&mut file, &records)?;
                 progress.ran += 1;
             }
         }
@@ -187,8 +314,198 @@ pub fn run_all(
     Ok(progress)
 }
 
-/// Errors of the harness: I/O, JSON, or ferrotune itself.
+/// Two contenders with one label would mix their records.
+fn check_labels(contenders: &[Contender]) -> Result<(), HarnessError> {
+    let mut seen = HashSet::new();
+    for c in contenders {
+        if !seen.insert(c.label()) {
+            return Err(HarnessError::DuplicateLabel(c.label().to_owned()));
+        }
+    }
+    Ok(())
+}
+
+/// Appends one JSON line per item, in one write.
+fn append_lines<T: Serialize>(file: &mut std::fs::File, items: &[T]) -> Result<(), HarnessError> {
+    let mut text = String::new();
+    for item in items {
+        text.push_str(&serde_json::to_string(item)?);
+        text.push('\n');
+    }
+    file.write_all(text.as_bytes())?;
+    file.flush()?;
+    Ok(())
+}
+
+/// The uniform range of every coordinate of the ask-time sphere.
+const SPHERE: (f64, f64) = (-5.0, 5.0);
+
+/// Times ferrotune's sampler `spec` asking for a trial once its in-memory study holds `n`
+/// finished trials: the study is seeded (`add_trials`) with `n` Complete trials at uniformly
+/// random points of the sphere Σxᵢ² on [-5, 5]^`dim` (parameters `x0…`), then `repeats` asks
+/// are timed, each with the `suggest_float` of every coordinate; the tell after each ask is
+/// not timed.
+pub fn ask_time_ferrotune(
+    label: &str,
+    spec: &SamplerSpec,
+    n: u64,
+    dim: usize,
+    repeats: usize,
+    seed: u64,
+) -> Result<AskTimeRecord, HarnessError> {
+    let (low, high) = SPHERE;
+    let study = Study::builder()
+        .sampler(spec.clone())
+        .pruner(PrunerSpec::Nop)
+        .seed(seed)
+        .build()?;
+    let dist: Distribution = FloatDistribution::uniform(low, high)?.into();
+    let names: Vec<String> = (0..dim).map(|i| format!("x{i}")).collect();
+    let mut rng = TrialRng::from_seed(seed);
+    let history: Vec<FrozenTrial> = (0..n)
+        .map(|_| {
+            let x: Vec<f64> = (0..dim)
+                .map(|_| low + (high - low) * rng.uniform())
+                .collect();
+            let value = x.iter().map(|v| v * v).sum();
+            let params = names
+                .iter()
+                .zip(&x)
+                .map(|(name, &v)| (name.clone(), dist.clone(), ParamValue::Float(v)));
+            FrozenTrial::completed(params, vec![value])
+        })
+        .collect();
+    study.add_trials(&history)?;
+    let mut ms = Vec::with_capacity(repeats);
+    let mut x = Vec::with_capacity(dim);
+    for _ in 0..repeats {
+        x.clear();
+        let start = Instant::now();
+        let mut trial = study.ask()?;
+        for name in &names {
+            x.push(trial.suggest_float(name, low, high)?);
+        }
+        ms.push(start.elapsed().as_secs_f64() * 1e3);
+        study.tell(trial, x.iter().map(|v| v * v).sum::<f64>())?;
+    }
+    Ok(AskTimeRecord {
+        version: RECORD_VERSION,
+        kind: "ask_time".to_owned(),
+        sampler: label.to_owned(),
+        n_trials: n,
+        dim,
+        ms,
+        history: "add_trial".to_owned(),
+    })
+}
+
+/// [`ask_time_ferrotune`] for any contender: a peer is timed by the driver in the same way
+/// (Optuna seeded with `add_trials`, Rustuna with `add_trial`).
+pub fn ask_time(
+    contender: &Contender,
+    n: u64,
+    dim: usize,
+    repeats: usize,
+    seed: u64,
+    peers: &mut Peers,
+) -> Result<AskTimeRecord, HarnessError> {
+    match contender {
+        Contender::Ferrotune { label, spec } => {
+            ask_time_ferrotune(label, spec, n, dim, repeats, seed)
+        }
+        Contender::Peer { label } => Ok(peers.driver()?.ask_time(label, n, dim, repeats, seed)?),
+    }
+}
+
+/// The (sampler, finished trials, dim) already measured in an ask-time file.
+pub fn completed_ask_times(path: &Path) -> std::io::Result<HashSet<(String, u64, usize)>> {
+    if !path.exists() {
+        return Ok(HashSet::new());
+    }
+    let text = std::fs::read_to_string(path)?;
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<AskTimeRecord>(l).ok())
+        .map(|r| (r.sampler, r.n_trials, r.dim))
+        .collect())
+}
+
+/// Measures every (contender, history size) not yet in `out` and appends one
+/// [`AskTimeRecord`] per measurement as it finishes (so an interrupted call resumes).
+pub fn ask_time_all(
+    contenders: &[Contender],
+    sizes: &[u64],
+    dim: usize,
+    repeats: usize,
+    out: &Path,
+    peers: &PeerConfig,
+) -> Result<Progress, HarnessError> {
+    check_labels(contenders)?;
+    let done = completed_ask_times(out)?;
+    let mut progress = Progress::default();
+    let mut peers = Peers::new(peers.clone());
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(out)?;
+    for &n in sizes {
+        for contender in contenders {
+            if done.contains(&(contender.label().to_owned(), n, dim)) {
+                progress.skipped += 1;
+                continue;
+            }
+            let record = ask_time(contender, n, dim, repeats, 0, &mut peers)?;
+            append_lines(&mut file, &[record])?;
+            progress.ran += 1;
+        }
+    }
+    Ok(progress)
+}
+
+/// The median of some values (NaN for none).
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+/// A markdown table of ask times: per sampler and history size, the median, fastest and
+/// slowest ask in milliseconds (the median is the figure to compare; the first asks of a
+/// study can pay one-off costs).
+pub fn ask_time_table(records: &[AskTimeRecord]) -> String {
+    let mut rows: Vec<&AskTimeRecord> = records.iter().collect();
+    rows.sort_by(|a, b| (a.dim, a.n_trials, &a.sampler).cmp(&(b.dim, b.n_trials, &b.sampler)));
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "| sampler | finished trials | dim | asks | median ms/ask | min | max | history |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        let min = r.ms.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = r.ms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {:.3} | {min:.3} | {max:.3} | {} |",
+            r.sampler,
+            r.n_trials,
+            r.dim,
+            r.ms.len(),
+            median(&r.ms),
+            r.history
+        );
+    }
+    md
+}
+
+/// Errors of the harness: I/O, JSON, ferrotune itself, the peers, or the command line's
+/// samplers.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum HarnessError {
     /// Reading or writing the results file failed.
     #[error("results file: {0}")]
@@ -199,6 +516,20 @@ pub enum HarnessError {
     /// ferrotune failed.
     #[error(transparent)]
     Ferrotune(#[from] ferrotune::Error),
+    /// A peer or its driver failed.
+    #[error(transparent)]
+    Peer(#[from] PeerError),
+    /// A sampler name that the harness does not know.
+    #[error("unknown sampler `{name}`: {reason}")]
+    UnknownSampler {
+        /// The name as given.
+        name: String,
+        /// Why, with the names that are known.
+        reason: String,
+    },
+    /// Two samplers of one comparison carry one label.
+    #[error("two samplers are labelled `{0}`; their records would mix, so give each its own")]
+    DuplicateLabel(String),
 }
 
 #[cfg(test)]
@@ -222,8 +553,9 @@ mod tests {
     fn runs_are_recorded_resumed_and_reported() {
         let out = temp("resume");
         let problems = two_problems();
-        let samplers = [SamplerSpec::Random];
-        let p = run_all(&problems, &samplers, &[0, 1], 30, &out, None).unwrap();
+        let samplers = [Contender::ferrotune(SamplerSpec::Random)];
+        let peers = PeerConfig::default();
+        let p = run_all(&problems, &samplers, &[0, 1], 30, &out, None, &peers).unwrap();
         assert_eq!(
             p,
             Progress {
@@ -232,7 +564,7 @@ mod tests {
                 left: 0
             }
         );
-        let again = run_all(&problems, &samplers, &[0, 1, 2], 30, &out, None).unwrap();
+        let again = run_all(&problems, &samplers, &[0, 1, 2], 30, &out, None, &peers).unwrap();
         assert_eq!(
             again,
             Progress {
@@ -258,7 +590,8 @@ mod tests {
             }
         }
         // The same seed gives the same run.
-        let rerun = run_one(problems[0].as_ref(), &samplers[0], 0, 30).unwrap();
+        let mut no_peers = Peers::new(peers.clone());
+        let rerun = run_one(problems[0].as_ref(), &samplers[0], 0, 30, &mut no_peers).unwrap();
         let first: Vec<_> = records
             .iter()
             .filter(|r| r.problem == problems[0].name() && r.seed == 0)
@@ -280,11 +613,12 @@ mod tests {
         let one: Vec<Box<dyn Problem>> = vec![Box::new(SYNTHETIC[0])];
         let p = run_all(
             &one,
-            &[SamplerSpec::Random],
+            &[Contender::ferrotune(SamplerSpec::Random)],
             &[0, 1, 2],
             10,
             &out,
             Some(Duration::ZERO),
+            &PeerConfig::default(),
         )
         .unwrap();
         assert_eq!(
@@ -295,5 +629,103 @@ mod tests {
                 left: 3
             }
         );
+    }
+
+    #[test]
+    fn every_command_line_sampler_gets_its_own_label() {
+        let label = |text: &str| Contender::parse(text).unwrap().label().to_owned();
+        assert_eq!(label("random"), "random");
+        assert_eq!(label("sobol"), "qmc");
+        assert_eq!(label("qmc"), "qmc");
+        assert_eq!(label("halton"), "halton");
+        assert_eq!(label("tpe"), "tpe");
+        assert_eq!(label(" tpe-univariate"), "tpe-univariate");
+        assert_eq!(
+            label(r#"{"type":"tpe","multivariate":false}"#),
+            "tpe-univariate"
+        );
+        assert_eq!(label(r#"{"type":"tpe","n_startup_trials":20}"#), "tpe");
+        let Contender::Ferrotune { spec, .. } = Contender::parse("tpe-univariate").unwrap() else {
+            panic!("tpe-univariate is ferrotune's")
+        };
+        assert!(matches!(
+            spec,
+            SamplerSpec::Tpe {
+                multivariate: false,
+                ..
+            }
+        ));
+        let Contender::Ferrotune { spec, .. } = Contender::parse("tpe").unwrap() else {
+            panic!("tpe is ferrotune's")
+        };
+        assert!(matches!(
+            spec,
+            SamplerSpec::Tpe {
+                multivariate: true,
+                ..
+            }
+        ));
+        for peer in [
+            "optuna-tpe",
+            "optuna-tpe-univariate",
+            "rustuna-tpe",
+            "python-random",
+        ] {
+            assert_eq!(
+                Contender::parse(peer).unwrap(),
+                Contender::Peer {
+                    label: peer.to_owned()
+                }
+            );
+        }
+        let grid = Contender::parse("grid").unwrap_err().to_string();
+        assert!(grid.contains("JSON spec"), "{grid}");
+        let unknown = Contender::parse("cmaes").unwrap_err().to_string();
+        assert!(
+            unknown.contains("`cmaes`") && unknown.contains("tpe-univariate"),
+            "{unknown}"
+        );
+        let dup = check_labels(&[
+            Contender::parse("tpe").unwrap(),
+            Contender::parse(r#"{"type":"tpe"}"#).unwrap(),
+        ])
+        .unwrap_err();
+        assert!(
+            matches!(dup, HarnessError::DuplicateLabel(ref l) if l == "tpe"),
+            "{dup}"
+        );
+    }
+
+    #[test]
+    fn ask_times_are_measured_appended_resumed_and_tabled() {
+        let out = temp("ask-time");
+        let contenders = [
+            Contender::parse("random").unwrap(),
+            Contender::parse("tpe-univariate").unwrap(),
+        ];
+        let peers = PeerConfig::default();
+        let p = ask_time_all(&contenders, &[20, 40], 3, 4, &out, &peers).unwrap();
+        assert_eq!(p.ran, 4);
+        let again = ask_time_all(&contenders, &[20, 40], 3, 4, &out, &peers).unwrap();
+        assert_eq!(
+            (again.ran, again.skipped),
+            (0, 4),
+            "measured sizes are skipped"
+        );
+        let records: Vec<AskTimeRecord> = std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(records.len(), 4);
+        for r in &records {
+            assert_eq!((r.kind.as_str(), r.dim, r.ms.len()), ("ask_time", 3, 4));
+            assert_eq!(r.history, "add_trial");
+            assert!(r.ms.iter().all(|&ms| ms > 0.0 && ms.is_finite()), "{r:?}");
+        }
+        let md = ask_time_table(&records);
+        assert!(md.contains("| tpe-univariate | 40 | 3 | 4 | "), "{md}");
+        assert!((median(&[3.0, 1.0, 2.0]) - 2.0).abs() < 1e-12);
+        assert!((median(&[4.0, 1.0, 2.0, 3.0]) - 2.5).abs() < 1e-12);
     }
 }

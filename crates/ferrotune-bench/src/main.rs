@@ -4,13 +4,20 @@
 //! ferrotune-bench run --problems branin,hartmann6 --samplers random,qmc --seeds 10 \
 //!     --trials 100 --out bench/results.jsonl --budget 20m
 //! ferrotune-bench report bench/results.jsonl
+//! ferrotune-bench run --problems branin,mixed --samplers tpe,optuna-tpe,rustuna-tpe --seeds 3 \
+//!     --trials 100 --out bench/results.jsonl
+//! ferrotune-bench ask-time --samplers tpe,tpe-univariate,optuna-tpe,rustuna-tpe \
+//!     --n 100,1000,5000 --dim 10 --repeats 20 --out bench/ask-time.jsonl
 //! ```
+//!
+//! Peers (`optuna-…`, `rustuna-…`) run through `bench/peers/optuna_driver.py` with the Python
+//! of `target/peers-venv` (see `bench/peers/requirements.txt`), or `--python`.
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use ferrotune::SamplerSpec;
-use ferrotune_bench::harness::{run_all, Record};
-use ferrotune_bench::{report, suite, Problem};
+use ferrotune_bench::harness::{ask_time_all, ask_time_table, run_all, Contender, Record};
+use ferrotune_bench::peer::PeerConfig;
+use ferrotune_bench::{find_problems, report};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,10 +32,20 @@ struct Cli {
 enum Command {
     /// Run samplers × problems × seeds, appending to a JSON Lines file (resumable).
     Run {
-        /// Problems (comma list); all synthetic ones by default.
+        /// Problems (comma list); all synthetic ones by default. Also `digits` and the tabular
+        /// benchmarks (`hpolib/naval_propulsion`, …) or their groups (`tabular`, `hpolib`,
+        /// `hpobench`, `nasbench201`).
         #[arg(long, value_delimiter = ',')]
         problems: Vec<String>,
-        /// Samplers: random, qmc, halton, or JSON specs (comma list outside JSON).
+        /// The benchmark data folder (the one holding `tabular/`), for the tabular problems.
+        #[arg(long, env = "FERROTUNE_BENCH_DATA")]
+        data: Option<PathBuf>,
+        /// A JSON Lines file caching the `digits` problem's evaluations across runs.
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// Samplers: random, qmc (sobol), halton, tpe, tpe-univariate, JSON specs, or peers
+        /// (optuna-tpe, optuna-tpe-univariate, optuna-random, rustuna-tpe,
+        /// rustuna-tpe-univariate, rustuna-random); a comma list outside JSON, `;` between.
         #[arg(long, value_delimiter = ';', default_value = "random")]
         samplers: Vec<String>,
         /// Seeds 0..N.
@@ -43,11 +60,46 @@ enum Command {
         /// Stop starting runs after this long (e.g. 90s, 20m, 2h).
         #[arg(long, value_parser = parse_duration)]
         budget: Option<Duration>,
+        #[command(flatten)]
+        peers: PeerArgs,
     },
-    /// Print the markdown report of a results file.
+    /// Time each sampler's ask (with every suggestion of a trial) once its study holds N
+    /// finished trials on a sphere; appends one JSON line per (sampler, N) not yet measured,
+    /// then prints the table of the whole file.
+    AskTime {
+        /// Samplers, as for `run`.
+        #[arg(long, value_delimiter = ';', default_value = "tpe")]
+        samplers: Vec<String>,
+        /// Finished trials in the study (comma list).
+        #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+        n: Vec<u64>,
+        /// Float parameters per trial.
+        #[arg(long, default_value_t = 10)]
+        dim: usize,
+        /// Timed asks per (sampler, N).
+        #[arg(long, default_value_t = 20)]
+        repeats: usize,
+        /// The ask-time file (JSON Lines).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        peers: PeerArgs,
+    },
+    /// Print the markdown report of a results file: regret per problem, average ranks,
+    /// ferrotune vs peers (Mann–Whitney U, Holm-corrected) and, optionally, ask times.
     Report {
         /// The results file.
         file: PathBuf,
+        /// An ask-time file (from `ask-time`) to add the ask-time tables.
+        #[arg(long)]
+        ask_time: Option<PathBuf>,
+        /// Also write one SVG plot per problem into this directory (`<problem>.svg`).
+        #[arg(long)]
+        svg: Option<PathBuf>,
+        /// The benchmark data folder, for the tabular problems' optima (their regret);
+        /// without it they are reported by their best value.
+        #[arg(long, env = "FERROTUNE_BENCH_DATA")]
+        data: Option<PathBuf>,
     },
 }
 
@@ -68,15 +120,45 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}`: {e}"))
 }
 
-fn sampler(name: &str) -> anyhow::Result<SamplerSpec> {
-    let json = match name.trim() {
-        j if j.starts_with('{') => j.to_owned(),
-        "random" => r#"{"type":"random"}"#.to_owned(),
-        "qmc" | "sobol" => r#"{"type":"qmc","kind":"sobol"}"#.to_owned(),
-        "halton" => r#"{"type":"qmc","kind":"halton"}"#.to_owned(),
-        other => format!(r#"{{"type":"{other}"}}"#),
-    };
-    serde_json::from_str(&json).with_context(|| format!("unknown sampler `{name}`"))
+/// Where the peers' driver and its Python are.
+#[derive(clap::Args, Debug)]
+struct PeerArgs {
+    /// The Python that runs the peers' driver [default: target/peers-venv/bin/python if it
+    /// exists, else python3].
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// The peers' driver script [default: bench/peers/optuna_driver.py].
+    #[arg(long)]
+    driver: Option<PathBuf>,
+}
+
+impl PeerArgs {
+    fn config(self) -> PeerConfig {
+        let default = PeerConfig::default();
+        PeerConfig {
+            python: self.python.unwrap_or(default.python),
+            driver: self.driver.unwrap_or(default.driver),
+        }
+    }
+}
+
+/// The samplers of `--samplers`: `;`-separated groups, each a JSON spec or a comma list.
+fn contenders(samplers: &[String]) -> anyhow::Result<Vec<Contender>> {
+    let contenders = samplers
+        .iter()
+        .flat_map(|s| {
+            if s.trim_start().starts_with('{') {
+                vec![s.as_str()]
+            } else {
+                s.split(',').filter(|t| !t.trim().is_empty()).collect()
+            }
+        })
+        .map(Contender::parse)
+        .collect::<Result<Vec<_>, _>>()?;
+    if contenders.is_empty() {
+        bail!("give at least one sampler");
+    }
+    Ok(contenders)
 }
 
 fn main() -> std::process::ExitCode {
@@ -93,47 +175,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run {
             problems,
+            data,
+            cache,
             samplers,
             seeds,
             trials,
             out,
             budget,
+            peers,
         } => {
-            let chosen: Vec<Box<dyn Problem>> = if problems.is_empty() {
-                suite()
-            } else {
-                problems
-                    .iter()
-                    .map(|p| {
-                        suite()
-                            .into_iter()
-                            .find(|s| s.name() == *p)
-                            .with_context(|| {
-                                let names: Vec<String> = suite().iter().map(|s| s.name()).collect();
-                                format!(
-                                    "unknown problem `{p}`; the problems are {}",
-                                    names.join(", ")
-                                )
-                            })
-                    })
-                    .collect::<anyhow::Result<_>>()?
-            };
-            let specs = samplers
-                .iter()
-                .flat_map(|s| {
-                    if s.trim_start().starts_with('{') {
-                        vec![s.as_str()]
-                    } else {
-                        s.split(',').collect()
-                    }
-                })
-                .map(sampler)
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            if specs.is_empty() {
-                bail!("give at least one sampler");
-            }
+            let chosen = find_problems(&problems, data.as_deref(), cache.as_deref())?;
+            let contenders = contenders(&samplers)?;
             let seeds: Vec<u64> = (0..seeds).collect();
-            let progress = run_all(&chosen, &specs, &seeds, trials, &out, budget)?;
+            let progress = run_all(
+                &chosen,
+                &contenders,
+                &seeds,
+                trials,
+                &out,
+                budget,
+                &peers.config(),
+            )?;
             eprintln!(
                 "{} run(s) done, {} already in {}, {} left for a later call",
                 progress.ran,
@@ -142,16 +204,55 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 progress.left
             );
         }
-        Command::Report { file } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            let records: Vec<Record> = text
+        Command::AskTime {
+            samplers,
+            n,
+            dim,
+            repeats,
+            out,
+            peers,
+        } => {
+            let contenders = contenders(&samplers)?;
+            let progress = ask_time_all(&contenders, &n, dim, repeats, &out, &peers.config())?;
+            eprintln!(
+                "{} measurement(s) done, {} already in {}",
+                progress.ran,
+                progress.skipped,
+                out.display()
+            );
+            let text = std::fs::read_to_string(&out)
+                .with_context(|| format!("cannot read {}", out.display()))?;
+            let records = text
                 .lines()
                 .filter(|l| !l.trim().is_empty())
                 .map(serde_json::from_str)
-                .collect::<Result<_, _>>()
-                .with_context(|| format!("{} holds a line that is not a record", file.display()))?;
-            print!("{}", report::markdown(&records));
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| {
+                    format!("{} holds a line that is not an ask time", out.display())
+                })?;
+            print!("{}", ask_time_table(&records));
+        }
+        Command::Report {
+            file,
+            ask_time,
+            svg,
+            data,
+        } => {
+            let records: Vec<Record> = report::read_jsonl(&file)?;
+            let ask_times = match &ask_time {
+                Some(path) => report::read_jsonl(path)?,
+                None => Vec::new(),
+            };
+            let optima = ferrotune_bench::problem::known_optima(
+                records.iter().map(|r| r.problem.as_str()),
+                data.as_deref(),
+            )?;
+            print!("{}", report::markdown_with(&records, &optima, &ask_times));
+            if let Some(dir) = svg {
+                let written = report::write_svgs(&records, &optima, &dir)
+                    .with_context(|| format!("cannot write the plots into {}", dir.display()))?;
+                eprintln!("{} plot(s) written to {}", written.len(), dir.display());
+            }
         }
     }
     Ok(())

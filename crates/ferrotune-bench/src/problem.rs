@@ -164,6 +164,140 @@ pub fn suite() -> Vec<Box<dyn Problem>> {
     all
 }
 
+/// Why [`find_problems`] could not resolve or load a problem.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FindError {
+    /// The name is no problem or group.
+    #[error("unknown problem `{name}`; the problems are {known}")]
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// Every known name and group, comma-separated.
+        known: String,
+    },
+    /// A tabular problem was asked for without a data folder.
+    #[error(
+        "problem `{name}` needs the benchmark data: pass `--data DIR` or set {} to the folder \
+         holding `tabular/`",
+        crate::tabular::DATA_ENV
+    )]
+    NoData {
+        /// The problem that needs it.
+        name: String,
+    },
+    /// A tabular problem failed to load.
+    #[error(transparent)]
+    Tabular(#[from] crate::tabular::TabularError),
+    /// The digits problem's cache could not be opened.
+    #[error(transparent)]
+    Digits(#[from] crate::ml::MlError),
+}
+
+/// The known optima of the problems named in a results file, for the report: the synthetic
+/// suite's always, the tabular problems' (the best configuration's mean loss) when
+/// `data_dir` is given — only the tables named are loaded. Without it the tabular problems
+/// are reported by their best value instead of their regret.
+pub fn known_optima<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+    data_dir: Option<&std::path::Path>,
+) -> Result<crate::report::Optima, FindError> {
+    let mut problems = suite();
+    if let Some(dir) = data_dir {
+        let mut tabular: Vec<&str> = names
+            .into_iter()
+            .filter(|n| crate::tabular::tabular_names().iter().any(|t| t == n))
+            .collect();
+        tabular.sort_unstable();
+        tabular.dedup();
+        for p in crate::tabular::load_tabular(dir, &tabular)? {
+            problems.push(Box::new(p));
+        }
+    }
+    Ok(crate::report::optima(&problems))
+}
+
+/// The group names [`find_problems`] knows besides the problems' own names.
+fn groups() -> Vec<&'static str> {
+    std::iter::once(crate::tabular::ALL_GROUP)
+        .chain(crate::tabular::FAMILIES.iter().map(|f| f.name))
+        .collect()
+}
+
+/// Resolves problem names, in the order given and without repeats, over every kind of
+/// problem: the [`suite`] (the default when `names` is empty), `digits`
+/// ([`crate::ml::DigitsProblem`], cached in `cache` when given) and the tabular benchmarks
+/// ([`crate::tabular`], read from `data_dir`), including the groups `tabular` (all fifteen),
+/// `hpolib`, `hpobench` and `nasbench201`. Only the tables named are decompressed.
+pub fn find_problems(
+    names: &[String],
+    data_dir: Option<&std::path::Path>,
+    cache: Option<&std::path::Path>,
+) -> Result<Vec<Box<dyn Problem>>, FindError> {
+    if names.iter().all(|n| n.trim().is_empty()) {
+        return Ok(suite());
+    }
+    enum Slot {
+        Ready(Box<dyn Problem>),
+        Tabular(String),
+    }
+    let mut slots: Vec<Slot> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut synthetic: Vec<Option<Box<dyn Problem>>> = suite().into_iter().map(Some).collect();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        if let Some(tabular) = crate::tabular::expand_tabular(name) {
+            for t in tabular {
+                if seen.insert(t.clone()) {
+                    slots.push(Slot::Tabular(t));
+                }
+            }
+        } else if !seen.insert(name.to_owned()) {
+            continue;
+        } else if name == crate::ml::DIGITS_NAME {
+            slots.push(Slot::Ready(Box::new(crate::ml::DigitsProblem::new(cache)?)));
+        } else if let Some(p) = synthetic
+            .iter_mut()
+            .find(|p| p.as_ref().is_some_and(|p| p.name() == name))
+            .and_then(Option::take)
+        {
+            slots.push(Slot::Ready(p));
+        } else {
+            let mut known: Vec<String> = suite().iter().map(|p| p.name()).collect();
+            known.push(crate::ml::DIGITS_NAME.to_owned());
+            known.extend(crate::tabular::tabular_names());
+            known.extend(groups().into_iter().map(|g| format!("{g} (group)")));
+            return Err(FindError::Unknown {
+                name: name.to_owned(),
+                known: known.join(", "),
+            });
+        }
+    }
+    let wanted: Vec<&str> = slots
+        .iter()
+        .filter_map(|s| match s {
+            Slot::Tabular(n) => Some(n.as_str()),
+            Slot::Ready(_) => None,
+        })
+        .collect();
+    let mut tables = match (wanted.first(), data_dir) {
+        (None, _) => Vec::new(),
+        (Some(first), None) => {
+            return Err(FindError::NoData {
+                name: (*first).to_owned(),
+            })
+        }
+        (Some(_), Some(dir)) => crate::tabular::load_tabular(dir, &wanted)?,
+    }
+    .into_iter();
+    Ok(slots
+        .into_iter()
+        .filter_map(|s| match s {
+            Slot::Ready(p) => Some(p),
+            Slot::Tabular(_) => tables.next().map(|t| Box::new(t) as Box<dyn Problem>),
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,5 +408,31 @@ mod tests {
         ferrotune::FloatDistribution::uniform(-5.0, 15.0)
             .unwrap()
             .into()
+    }
+
+    #[test]
+    fn names_resolve_in_order_without_repeats_and_unknown_ones_list_the_known() {
+        let names = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let all = find_problems(&[], None, None).unwrap();
+        assert_eq!(all.len(), suite().len());
+        let some = find_problems(&names(&["mixed", " branin", "mixed", ""]), None, None).unwrap();
+        let got: Vec<String> = some.iter().map(|p| p.name()).collect();
+        assert_eq!(got, ["mixed", "branin"]);
+
+        let message = |v: &[&str]| match find_problems(&names(v), None, None) {
+            Ok(_) => panic!("{v:?} resolved"),
+            Err(e) => e.to_string(),
+        };
+        let msg = message(&["brannin"]);
+        for known in ["branin", "digits", "hpobench/kc1", "nasbench201 (group)"] {
+            assert!(msg.contains(known), "{msg}");
+        }
+        let msg = message(&["branin", "hpolib"]);
+        assert!(
+            msg.contains("hpolib/naval_propulsion")
+                && msg.contains("--data DIR")
+                && msg.contains("FERROTUNE_BENCH_DATA"),
+            "{msg}"
+        );
     }
 }

@@ -16,8 +16,9 @@ with study size.
 
 Running
 -------
-    python3 -m venv /tmp/peers && /tmp/peers/bin/pip install optuna
-    /tmp/peers/bin/python crates/ferrotune-bench/peers/optuna_overhead.py \
+    python3 -m venv target/peers-venv
+    target/peers-venv/bin/pip install -r bench/peers/requirements.txt
+    target/peers-venv/bin/python bench/peers/optuna_overhead.py \
         --trials 1000,10000 --params 10 --seed 0
 
 ``--trials`` accepts a comma list and may be repeated. One JSON line is printed

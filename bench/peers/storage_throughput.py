@@ -60,9 +60,9 @@ of failing; worker errors print ``"error"``.
 Running
 -------
     python3 -m venv target/peers-venv
-    target/peers-venv/bin/pip install optuna==5.0.0 rustuna==0.2.0 psycopg2-binary
+    target/peers-venv/bin/pip install -r bench/peers/requirements.txt psycopg2-binary==2.9.13
     P=target/peers-venv/bin/python
-    S=crates/ferrotune-bench/peers/storage_throughput.py
+    S=bench/peers/storage_throughput.py
     $P $S --storage sqlite,journal --peer all --processes 1,8
     $P $S --storage sqlite --peer all --tpe-history 1000
     FERROTUNE_TEST_POSTGRES_URL=postgresql://u:p@host/db $P $S --storage postgres
