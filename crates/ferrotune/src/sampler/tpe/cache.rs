@@ -17,6 +17,9 @@ struct Column {
     /// `(trial, value)` per trial number; `value` is `None` when the trial lacks the
     /// parameter or its value lies outside `distribution`.
     slots: Vec<Option<(TrialId, Option<f64>)>>,
+    /// Numbers of the slotted trials that have a value, ascending by (value, number): a
+    /// group's sorted order (for the neighbour bandwidth rule) is read off it in O(n).
+    sorted: Vec<u64>,
 }
 
 /// The running intersection of finished trials' search spaces.
@@ -33,6 +36,15 @@ pub(crate) struct Cache {
     study: Option<StudyId>,
     columns: Vec<Column>,
     intersection: Intersection,
+    /// Scratch: per trial number, its row in the group being read (`NO_ROW` if none).
+    row_of: Vec<usize>,
+}
+
+const NO_ROW: usize = usize::MAX;
+
+/// Ascending by value (IEEE total order), then by the tie-breaker.
+fn cmp_key(a: (f64, usize), b: (f64, usize)) -> std::cmp::Ordering {
+    a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
 }
 
 fn is_finished(t: &FrozenTrial) -> bool {
@@ -67,6 +79,7 @@ impl Cache {
                     name: name.to_owned(),
                     distribution: distribution.clone(),
                     slots: Vec::new(),
+                    sorted: Vec::new(),
                 });
                 self.columns.len() - 1
             }
@@ -74,22 +87,26 @@ impl Cache {
     }
 
     /// Appends to `out` the model-scale values of `params` for every trial of `group` that
-    /// has them all, row by row, and returns how many rows were written.
+    /// has them all, row by row, and returns how many rows were written. `orders[j]` gets
+    /// those rows sorted by parameter `j`'s value (ties by row).
     pub fn observations(
         &mut self,
         study: StudyId,
         group: &[&FrozenTrial],
         params: &[(&str, &Distribution)],
         out: &mut Vec<f64>,
+        orders: &mut Vec<Vec<usize>>,
     ) -> usize {
         self.for_study(study);
         let columns: Vec<usize> = params.iter().map(|(n, d)| self.column(n, d)).collect();
+        let d = columns.len();
         let mut rows = 0;
+        // Rows of trials the columns do not index (not finished), merged in afterwards.
+        let mut unindexed = Vec::new();
         'trials: for t in group {
             let start = out.len();
             for &c in &columns {
-                let value = self.value(c, t);
-                match value {
+                match self.value(c, t) {
                     Some(x) => out.push(x),
                     None => {
                         out.truncate(start);
@@ -97,7 +114,52 @@ impl Cache {
                     }
                 }
             }
+            if is_finished(t) {
+                let i = t.number as usize;
+                if self.row_of.len() <= i {
+                    self.row_of.resize(i + 1, NO_ROW);
+                }
+                self.row_of[i] = rows;
+            } else {
+                unindexed.push(rows);
+            }
             rows += 1;
+        }
+        orders.resize_with(d, Vec::new);
+        for (j, &c) in columns.iter().enumerate() {
+            let order = &mut orders[j];
+            order.clear();
+            let row_of = &self.row_of;
+            order.extend(
+                self.columns[c]
+                    .sorted
+                    .iter()
+                    .filter_map(|&n| row_of.get(n as usize).copied())
+                    .filter(|&r| r != NO_ROW),
+            );
+            if !unindexed.is_empty() {
+                let key = |r: usize| (out[r * d + j], r);
+                let mut extra = unindexed.clone();
+                extra.sort_by(|&a, &b| cmp_key(key(a), key(b)));
+                let indexed = std::mem::take(order);
+                let (mut a, mut b) = (indexed.into_iter().peekable(), extra.into_iter().peekable());
+                while let (Some(&x), Some(&y)) = (a.peek(), b.peek()) {
+                    if cmp_key(key(x), key(y)).is_le() {
+                        order.push(x);
+                        a.next();
+                    } else {
+                        order.push(y);
+                        b.next();
+                    }
+                }
+                order.extend(a);
+                order.extend(b);
+            }
+        }
+        for t in group {
+            if let Some(r) = self.row_of.get_mut(t.number as usize) {
+                *r = NO_ROW;
+            }
         }
         rows
     }
@@ -108,16 +170,29 @@ impl Cache {
             return observed(t, &c.name, &c.distribution);
         }
         let i = t.number as usize;
-        if let Some(Some((id, value))) = c.slots.get(i) {
-            if *id == t.id {
-                return *value;
+        match c.slots.get(i) {
+            Some(Some((id, value))) if *id == t.id => return *value,
+            // Another trial under this number (never within one study's storage): start
+            // the column afresh rather than trust its order.
+            Some(Some(_)) => {
+                c.slots.clear();
+                c.sorted.clear();
             }
+            _ => {}
         }
         let value = observed(t, &c.name, &c.distribution);
         if c.slots.len() <= i {
             c.slots.resize(i + 1, None);
         }
         c.slots[i] = Some((t.id, value));
+        if let Some(x) = value {
+            let slots = &c.slots;
+            let at = c.sorted.partition_point(|&n| {
+                let v = slots[n as usize].and_then(|(_, v)| v).unwrap_or(f64::NAN);
+                cmp_key((v, n as usize), (x, i)).is_lt()
+            });
+            c.sorted.insert(at, t.number);
+        }
         value
     }
 
@@ -153,5 +228,70 @@ impl Cache {
             }
         }
         cache.space.clone().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::TrialRng;
+    use crate::space::FloatDistribution;
+    use crate::trial::Param;
+
+    fn trial(number: u64, state: TrialState, x: Option<f64>, y: f64) -> FrozenTrial {
+        let dist: Distribution = FloatDistribution::uniform(0.0, 10.0).unwrap().into();
+        let mut t = FrozenTrial::new_running(TrialId(1000 + number), number);
+        t.state = state;
+        if let Some(x) = x {
+            t.params
+                .set(Param::from_internal("x", dist.clone(), x).unwrap())
+                .unwrap();
+        }
+        t.params
+            .set(Param::from_internal("y", dist, y).unwrap())
+            .unwrap();
+        t
+    }
+
+    #[test]
+    fn orders_match_a_fresh_sort_as_trials_arrive() {
+        let dist: Distribution = FloatDistribution::uniform(0.0, 10.0).unwrap().into();
+        let params = [("x", &dist), ("y", &dist)];
+        let mut rng = TrialRng::from_seed(7);
+        let mut cache = Cache::default();
+        let mut trials = Vec::new();
+        for n in 0..60u64 {
+            // Coarse values make ties; some trials lack x; a few are still running.
+            let x = (rng.uniform() > 0.1).then(|| (rng.uniform() * 8.0).round());
+            let state = if rng.uniform() < 0.15 {
+                TrialState::Running
+            } else {
+                TrialState::Complete
+            };
+            trials.push(trial(n, state, x, (rng.uniform() * 5.0).round()));
+            // Every other trial of the history, as a split would pick them.
+            let group: Vec<&FrozenTrial> =
+                trials.iter().filter(|t| t.number % 2 == n % 2).collect();
+            let (mut obs, mut orders) = (Vec::new(), Vec::new());
+            let rows = cache.observations(StudyId(1), &group, &params, &mut obs, &mut orders);
+            let want_rows: Vec<&FrozenTrial> = group
+                .iter()
+                .copied()
+                .filter(|t| t.params.get("x").is_some())
+                .collect();
+            assert_eq!(rows, want_rows.len());
+            for (j, name) in ["x", "y"].iter().enumerate() {
+                let value = |r: usize| want_rows[r].params[*name].as_f64().unwrap();
+                let mut want: Vec<usize> = (0..rows).collect();
+                want.sort_by(|&a, &b| value(a).total_cmp(&value(b)));
+                assert_eq!(orders[j], want, "column {name} after trial {n}");
+                for (r, t) in want_rows.iter().enumerate() {
+                    assert_eq!(
+                        obs[r * 2 + j].to_bits(),
+                        t.params[*name].as_f64().unwrap().to_bits()
+                    );
+                }
+            }
+        }
     }
 }

@@ -71,6 +71,8 @@ pub struct TpeSampler {
 #[derive(Debug, Default)]
 struct Workspace {
     obs: Vec<f64>,
+    /// Per parameter, the observation rows sorted by value.
+    orders: Vec<Vec<usize>>,
     below: ParzenEstimator,
     above: ParzenEstimator,
     candidates: Vec<f64>,
@@ -232,10 +234,9 @@ fn split<'t>(
     let mut complete = Vec::new();
     let mut pruned = Vec::new();
     let mut infeasible = Vec::new();
-    let mut above = Vec::new();
     for &t in trials {
         match t.state {
-            TrialState::Running => above.push(t),
+            TrialState::Running => {}
             TrialState::Complete | TrialState::Pruned if !t.is_feasible() => infeasible.push(t),
             TrialState::Complete => complete.push(t),
             TrialState::Pruned => pruned.push(t),
@@ -243,7 +244,19 @@ fn split<'t>(
         }
     }
     let value = |t: &FrozenTrial| t.value().unwrap_or(f64::INFINITY) * sign;
-    complete.sort_by(|a, b| value(a).total_cmp(&value(b)));
+    // Only the best `n_below` need ordering (ties by trial number, as a stable sort of the
+    // number-ordered trials would give): select them in O(n), then sort just those.
+    let by_value = |a: &&FrozenTrial, b: &&FrozenTrial| {
+        value(a).total_cmp(&value(b)).then(a.number.cmp(&b.number))
+    };
+    if n_below < complete.len() {
+        if n_below > 0 {
+            complete.select_nth_unstable_by(n_below - 1, by_value);
+        }
+        complete[..n_below].sort_unstable_by(by_value);
+    } else {
+        complete.sort_unstable_by(by_value);
+    }
     let pruned_key = |t: &FrozenTrial| match t.last_step() {
         Some(step) => (
             -(step as i128),
@@ -263,11 +276,20 @@ fn split<'t>(
     for group in [complete, pruned, infeasible] {
         let k = n_below.min(group.len());
         below.extend_from_slice(&group[..k]);
-        above.extend_from_slice(&group[k..]);
         n_below -= k;
     }
-    below.sort_by_key(|t| t.number);
-    above.sort_by_key(|t| t.number);
+    below.sort_unstable_by_key(|t| t.number);
+    // `trials` is in number order, so the rest comes out in number order too.
+    let above = trials
+        .iter()
+        .copied()
+        .filter(|t| {
+            matches!(
+                t.state,
+                TrialState::Running | TrialState::Complete | TrialState::Pruned
+            ) && below.binary_search_by_key(&t.number, |b| b.number).is_err()
+        })
+        .collect();
     (below, above)
 }
 
@@ -374,6 +396,7 @@ impl TpeSampler {
         let mut ws = self.workspace();
         let Workspace {
             obs,
+            orders,
             below: l,
             above: g,
             candidates,
@@ -385,9 +408,16 @@ impl TpeSampler {
             obs.clear();
             let count = self
                 .cache()
-                .observations(study.study_id(), group, params, obs);
+                .observations(study.study_id(), group, params, obs, orders);
             let weights = default_weights(count);
-            estimator.fit(&dims, obs, &weights, self.config.prior_weight, bandwidth);
+            estimator.fit(
+                &dims,
+                obs,
+                Some(orders),
+                &weights,
+                self.config.prior_weight,
+                bandwidth,
+            );
         }
         l.sample(rng, self.config.n_ei_candidates, candidates);
         l.log_pdf(candidates, ll, scratch);

@@ -95,6 +95,8 @@ pub(crate) struct ParzenEstimator {
     dims: Vec<DimKernels>,
     /// [`Divisor`]'s buffer, kept between fits.
     divisor: Vec<f64>,
+    /// Scratch for [`neighbour_sigmas`].
+    order: Vec<usize>,
 }
 
 /// Per component, a product of normalizing factors (truncation masses and kernel widths)
@@ -132,34 +134,61 @@ impl Divisor {
 }
 
 /// The bandwidths of the neighbour rule for `mus` on `[low, high]`, with the prior mean
-/// inserted among the neighbours.
+/// inserted among the neighbours. `sorted`, when given, lists the indices of `mus` in
+/// ascending order (ties by index), which spares the sort: the sampler keeps that order
+/// between asks. `order` is scratch.
 pub(crate) fn neighbour_sigmas(
     mus: &[f64],
+    sorted: Option<&[usize]>,
     low: f64,
     high: f64,
     consider_endpoints: bool,
+    order: &mut Vec<usize>,
     out: &mut Vec<f64>,
 ) {
     let prior_mu = 0.5 * (low + high);
     let n = mus.len() + 1;
-    let mut order: Vec<usize> = (0..n).collect();
-    let value = |i: usize| if i < mus.len() { mus[i] } else { prior_mu };
-    order.sort_by(|&a, &b| value(a).total_cmp(&value(b)));
-    let mut ends = Vec::with_capacity(n + 2);
-    ends.push(low);
-    ends.extend(order.iter().map(|&i| value(i)));
-    ends.push(high);
-    let mut sorted_sigma: Vec<f64> = (1..=n)
-        .map(|j| (ends[j] - ends[j - 1]).max(ends[j + 1] - ends[j]))
-        .collect();
-    if !consider_endpoints && ends.len() >= 4 {
-        sorted_sigma[0] = ends[2] - ends[1];
-        sorted_sigma[n - 1] = ends[n] - ends[n - 1];
+    order.clear();
+    match sorted {
+        Some(sorted) => {
+            debug_assert_eq!(sorted.len(), mus.len());
+            // The prior goes after every mean ≤ it, as a stable sort would put it.
+            let at = sorted.partition_point(|&i| mus[i] <= prior_mu);
+            order.extend_from_slice(&sorted[..at]);
+            order.push(mus.len());
+            order.extend_from_slice(&sorted[at..]);
+        }
+        None => {
+            order.extend(0..n);
+            let value = |i: usize| if i < mus.len() { mus[i] } else { prior_mu };
+            order.sort_by(|&a, &b| value(a).total_cmp(&value(b)));
+        }
     }
+    let value = |j: usize| match j {
+        0 => low,
+        j if j == n + 1 => high,
+        j => {
+            let i = order[j - 1];
+            if i < mus.len() {
+                mus[i]
+            } else {
+                prior_mu
+            }
+        }
+    };
     out.clear();
     out.resize(n, 0.0);
-    for (j, &i) in order.iter().enumerate() {
-        out[i] = sorted_sigma[j];
+    for j in 1..=n {
+        let (left, mid, right) = (value(j - 1), value(j), value(j + 1));
+        let mut sigma = (mid - left).max(right - mid);
+        if !consider_endpoints && n >= 2 {
+            if j == 1 {
+                sigma = right - mid;
+            } else if j == n {
+                sigma = mid - left;
+            }
+        }
+        out[order[j - 1]] = sigma;
     }
     out.truncate(mus.len());
 }
@@ -199,17 +228,29 @@ impl ParzenEstimator {
         bandwidth: Bandwidth,
     ) -> Self {
         let mut estimator = ParzenEstimator::default();
-        estimator.fit(dims, observations, obs_weights, prior_weight, bandwidth);
+        estimator.fit(
+            dims,
+            observations,
+            None,
+            obs_weights,
+            prior_weight,
+            bandwidth,
+        );
         estimator
     }
 
     /// [`ParzenEstimator::new`] into `self`, reusing its buffers: an ask over thousands of
     /// trials then allocates nothing (fresh buffers each time cost page faults that showed
     /// in profiles).
+    ///
+    /// `orders`, when given, holds per dimension the observation indices sorted by value
+    /// (ties by index; ignored for categorical dimensions).
+    #[allow(clippy::too_many_arguments)]
     pub fn fit(
         &mut self,
         dims: &[Dim],
         observations: &[f64],
+        orders: Option<&[Vec<usize>]>,
         obs_weights: &[f64],
         prior_weight: f64,
         bandwidth: Bandwidth,
@@ -258,9 +299,11 @@ impl ParzenEstimator {
                     // wide and converged far more slowly (see reference/optuna.md §2.2).
                     neighbour_sigmas(
                         &k.mu,
+                        orders.map(|o| o[j].as_slice()),
                         dim.low,
                         dim.high,
                         bandwidth.consider_endpoints,
+                        &mut self.order,
                         &mut k.sigma,
                     );
                     if bandwidth.magic_clip {
@@ -397,13 +440,45 @@ mod tests {
         // Sorted with the prior mean 5: [1, 2, 5, 9] between ends 0 and 10.
         // Gaps: 1→ max(1,1) but first uses the right gap 1; 2 → max(1, 3) = 3;
         // 5 (prior, dropped) → 4; 9 → last uses the left gap 4.
-        let mut s = Vec::new();
-        neighbour_sigmas(&[9.0, 1.0, 2.0], 0.0, 10.0, false, &mut s);
-        assert_eq!(s, vec![4.0, 1.0, 3.0]);
-        neighbour_sigmas(&[9.0, 1.0, 2.0], 0.0, 10.0, true, &mut s);
-        assert_eq!(s, vec![4.0, 1.0, 3.0]);
-        neighbour_sigmas(&[0.5], 0.0, 10.0, true, &mut s);
+        let (mut s, mut order) = (Vec::new(), Vec::new());
+        for sorted in [None, Some(&[1, 2, 0][..])] {
+            neighbour_sigmas(
+                &[9.0, 1.0, 2.0],
+                sorted,
+                0.0,
+                10.0,
+                false,
+                &mut order,
+                &mut s,
+            );
+            assert_eq!(s, vec![4.0, 1.0, 3.0]);
+            neighbour_sigmas(
+                &[9.0, 1.0, 2.0],
+                sorted,
+                0.0,
+                10.0,
+                true,
+                &mut order,
+                &mut s,
+            );
+            assert_eq!(s, vec![4.0, 1.0, 3.0]);
+        }
+        neighbour_sigmas(&[0.5], None, 0.0, 10.0, true, &mut order, &mut s);
         assert_eq!(s, vec![4.5]);
+        // Without endpoints the extreme kernels take their inner gap: sorted [0.5, 5 (prior)].
+        neighbour_sigmas(&[0.5], Some(&[0]), 0.0, 10.0, false, &mut order, &mut s);
+        assert_eq!(s, vec![4.5]);
+        // A mean equal to the prior's sorts before it.
+        neighbour_sigmas(
+            &[5.0, 7.0],
+            Some(&[0, 1]),
+            0.0,
+            10.0,
+            true,
+            &mut order,
+            &mut s,
+        );
+        assert_eq!(s, vec![5.0, 3.0]);
     }
 
     #[test]
