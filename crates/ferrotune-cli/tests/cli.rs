@@ -121,7 +121,7 @@ fn study_management_round_trip_on_sqlite() {
     assert!(ok, "{err}");
     let row = out.lines().find(|l| l.starts_with("first")).expect(&out);
     assert!(
-        row.contains("minimize") && row.contains(" 12 ") && row.contains("random"),
+        row.contains("minimize") && row.contains(" 12 ") && row.contains("tpe"),
         "{row}"
     );
 

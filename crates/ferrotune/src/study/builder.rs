@@ -74,7 +74,7 @@ impl StudyBuilder {
         self.directions = Some(directions.into());
         self
     }
-    /// The sampler (random search by default).
+    /// The sampler (TPE with Optuna 5.0's settings by default).
     pub fn sampler(mut self, spec: SamplerSpec) -> Self {
         self.sampler = Some(spec);
         self
