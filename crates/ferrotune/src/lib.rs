@@ -31,6 +31,7 @@ mod error;
 pub mod export;
 pub(crate) mod math;
 mod objective;
+pub mod pareto;
 pub mod pruner;
 pub mod rng;
 pub mod sampler;

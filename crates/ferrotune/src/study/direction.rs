@@ -79,13 +79,21 @@ pub fn dominates(a: &[f64], b: &[f64], directions: &[Direction]) -> bool {
 /// Indices of the non-dominated points among `points` (the Pareto front); duplicates of a
 /// front point are all kept.
 pub fn pareto_front(points: &[&[f64]], directions: &[Direction]) -> Vec<usize> {
-    (0..points.len())
-        .filter(|&i| {
-            !points
-                .iter()
-                .enumerate()
-                .any(|(j, p)| j != i && dominates(p, points[i], directions))
+    let losses: Vec<Vec<f64>> = points
+        .iter()
+        .map(|p| {
+            p.iter()
+                .zip(directions)
+                .map(|(&v, d)| d.to_loss(v))
+                .collect()
         })
+        .collect();
+    let losses: Vec<&[f64]> = losses.iter().map(Vec::as_slice).collect();
+    crate::pareto::non_domination_ranks(&losses, 1)
+        .into_iter()
+        .enumerate()
+        .filter(|&(_, rank)| rank == 0)
+        .map(|(i, _)| i)
         .collect()
 }
 

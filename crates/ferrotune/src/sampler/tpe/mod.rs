@@ -57,7 +57,7 @@ impl Default for TpeConfig {
     }
 }
 
-/// The Tree-structured Parzen Estimator sampler (single objective).
+/// The Tree-structured Parzen Estimator sampler, for one objective or several (MOTPE).
 #[derive(Debug, Default)]
 pub struct TpeSampler {
     config: TpeConfig,
@@ -124,6 +124,11 @@ impl Clone for TpeSampler {
 /// `γ(n) = min(⌈0.1·n⌉, 25)`: how many trials count as good out of `n` finished ones.
 pub(crate) fn gamma(n: usize) -> usize {
     n.div_ceil(10).min(25)
+}
+
+/// `γ(n) = ⌈0.1·n⌉` for several objectives (Optuna 5.0 dropped the cap of 25 there).
+pub(crate) fn gamma_multi_objective(n: usize) -> usize {
+    n.div_ceil(10)
 }
 
 /// Observation weights in trial-number order: ones for fewer than 25, otherwise a ramp
@@ -223,14 +228,17 @@ fn from_model(dist: &Distribution, dim: &Dim, x: f64) -> f64 {
 }
 
 /// Splits trials (sorted by number) into the best `n_below` and the rest, Optuna's way:
-/// feasible Complete trials by value, then Pruned ones by (latest step descending, value at
+/// feasible Complete trials by value (several objectives: see
+/// [`select_multi_objective`]), then Pruned ones by (latest step descending, value at
 /// it), then infeasible ones by total violation; Running trials (the constant liar) are
 /// always "above". Both halves come back in trial-number order.
 fn split<'t>(
     trials: &[&'t FrozenTrial],
     mut n_below: usize,
-    sign: f64,
+    directions: &[Direction],
 ) -> (Vec<&'t FrozenTrial>, Vec<&'t FrozenTrial>) {
+    let single = directions.len() == 1;
+    let sign = directions.first().map_or(1.0, |d| d.to_loss(1.0));
     let mut complete = Vec::new();
     let mut pruned = Vec::new();
     let mut infeasible = Vec::new();
@@ -249,7 +257,9 @@ fn split<'t>(
     let by_value = |a: &&FrozenTrial, b: &&FrozenTrial| {
         value(a).total_cmp(&value(b)).then(a.number.cmp(&b.number))
     };
-    if n_below < complete.len() {
+    if !single {
+        select_multi_objective(&mut complete, n_below, directions);
+    } else if n_below < complete.len() {
         if n_below > 0 {
             complete.select_nth_unstable_by(n_below - 1, by_value);
         }
@@ -260,7 +270,11 @@ fn split<'t>(
     let pruned_key = |t: &FrozenTrial| match t.last_step() {
         Some(step) => (
             -(step as i128),
-            t.intermediate(step).unwrap_or(f64::NAN) * sign,
+            if single {
+                t.intermediate(step).unwrap_or(f64::NAN) * sign
+            } else {
+                0.0
+            },
         ),
         None => (1, 0.0),
     };
@@ -291,6 +305,88 @@ fn split<'t>(
         })
         .collect();
     (below, above)
+}
+
+/// Moves the `n_below` best of `complete` (several objectives) to its front, as MOTPE does
+/// in Optuna 5.0 (Ozaki et al., "Multiobjective tree-structured Parzen estimator", JAIR 73,
+/// 2022): whole non-domination ranks while they fit, then, within the rank that does not,
+/// the subset greedily maximizing hypervolume with the reference point
+/// `max(1.1·worst, 0.9·worst)` of that rank (zero coordinates replaced by 1e-12). Losses
+/// that are not finite make the hypervolume meaningless: that rank is then cut in trial
+/// order.
+fn select_multi_objective(complete: &mut [&FrozenTrial], n_below: usize, directions: &[Direction]) {
+    if n_below >= complete.len() {
+        return;
+    }
+    let losses: Vec<Vec<f64>> = complete
+        .iter()
+        .map(|t| {
+            directions
+                .iter()
+                .enumerate()
+                .map(|(k, d)| {
+                    let v = t.values.as_ref().and_then(|v| v.get(k)).copied();
+                    let loss = d.to_loss(v.unwrap_or(f64::NAN));
+                    if loss.is_nan() {
+                        f64::INFINITY
+                    } else {
+                        loss
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let points: Vec<&[f64]> = losses.iter().map(Vec::as_slice).collect();
+    let ranks = crate::pareto::non_domination_ranks(&points, n_below);
+    let mut chosen: Vec<usize> = Vec::with_capacity(n_below);
+    for rank in 0.. {
+        let members: Vec<usize> = (0..complete.len()).filter(|&i| ranks[i] == rank).collect();
+        if members.is_empty() {
+            break;
+        }
+        let need = n_below - chosen.len();
+        if members.len() <= need {
+            chosen.extend(&members);
+        } else {
+            let member_points: Vec<&[f64]> = members.iter().map(|&i| points[i]).collect();
+            let reference: Vec<f64> = (0..directions.len())
+                .map(|k| {
+                    let worst = member_points
+                        .iter()
+                        .map(|p| p[k])
+                        .fold(f64::NEG_INFINITY, f64::max);
+                    let r = (1.1 * worst).max(0.9 * worst);
+                    if r == 0.0 {
+                        1e-12
+                    } else {
+                        r
+                    }
+                })
+                .collect();
+            if reference.iter().all(|r| r.is_finite())
+                && member_points
+                    .iter()
+                    .all(|p| p.iter().all(|x| x.is_finite()))
+            {
+                let picked =
+                    crate::pareto::greedy_hypervolume_subset(&member_points, need, &reference);
+                chosen.extend(picked.into_iter().map(|j| members[j]));
+            } else {
+                chosen.extend(&members[..need]);
+            }
+        }
+        if chosen.len() >= n_below {
+            break;
+        }
+    }
+    let mut is_chosen = vec![false; complete.len()];
+    for &i in &chosen {
+        is_chosen[i] = true;
+    }
+    let mut order: Vec<usize> = (0..complete.len()).collect();
+    order.sort_by_key(|&i| !is_chosen[i]);
+    let reordered: Vec<&FrozenTrial> = order.iter().map(|&i| complete[i]).collect();
+    complete.copy_from_slice(&reordered);
 }
 
 /// Orders floats with NaN after everything else.
@@ -347,16 +443,6 @@ impl TpeSampler {
         }
     }
 
-    fn check_objectives(study: &StudyView<'_>) -> Result<f64> {
-        match study.directions() {
-            [Direction::Minimize] => Ok(1.0),
-            [Direction::Maximize] => Ok(-1.0),
-            _ => Err(Error::Unsupported(
-                "TPE for several objectives is not implemented yet; use Random or QMC".into(),
-            )),
-        }
-    }
-
     fn n_finished(study: &StudyView<'_>) -> Result<usize> {
         Ok(study
             .trials_in(&[TrialState::Complete, TrialState::Pruned])?
@@ -371,7 +457,7 @@ impl TpeSampler {
         params: &[(&str, &Distribution)],
         rng: &mut TrialRng,
     ) -> Result<Option<Vec<f64>>> {
-        let sign = Self::check_objectives(study)?;
+        let directions = study.directions();
         let mut states = vec![TrialState::Complete, TrialState::Pruned];
         if self.config.constant_liar {
             states.push(TrialState::Running);
@@ -387,7 +473,12 @@ impl TpeSampler {
         if n < self.config.n_startup_trials {
             return Ok(None);
         }
-        let (below, above) = split(&trials, gamma(n), sign);
+        let n_below = if directions.len() == 1 {
+            gamma(n)
+        } else {
+            gamma_multi_objective(n)
+        };
+        let (below, above) = split(&trials, n_below, directions);
         let dims: Vec<Dim> = params.iter().map(|(_, d)| model_dim(d)).collect();
         let bandwidth = Bandwidth {
             consider_endpoints: self.config.consider_endpoints,
@@ -404,12 +495,18 @@ impl TpeSampler {
             lg,
             scratch,
         } = &mut *ws;
-        for (group, estimator) in [(&below, &mut *l), (&above, &mut *g)] {
+        for (is_below, group, estimator) in [(true, &below, &mut *l), (false, &above, &mut *g)] {
             obs.clear();
             let count = self
                 .cache()
                 .observations(study.study_id(), group, params, obs, orders);
-            let weights = default_weights(count);
+            // Optuna 5.0 weighs MOTPE's good trials uniformly (v4 used their hypervolume
+            // contributions).
+            let weights = if is_below && directions.len() > 1 {
+                vec![1.0; count]
+            } else {
+                default_weights(count)
+            };
             estimator.fit(
                 &dims,
                 obs,
@@ -463,10 +560,7 @@ impl Sampler for TpeSampler {
         study: &StudyView<'_>,
         _trial: &FrozenTrial,
     ) -> Result<SearchSpace> {
-        if !self.config.multivariate
-            || study.directions().len() != 1
-            || Self::n_finished(study)? < self.config.n_startup_trials
-        {
+        if !self.config.multivariate || Self::n_finished(study)? < self.config.n_startup_trials {
             return Ok(SearchSpace::new());
         }
         let finished = study.trials_in(&[TrialState::Complete, TrialState::Pruned])?;
