@@ -64,6 +64,10 @@ pub enum SamplerSpec {
         /// Clip kernel widths.
         #[serde(default = "yes")]
         consider_magic_clip: bool,
+        /// Model each group of parameters that always occur together jointly (conditional
+        /// spaces; needs `multivariate`).
+        #[serde(default)]
+        group: bool,
     },
     /// [`PartialFixedSampler`].
     PartialFixed {
@@ -114,6 +118,7 @@ impl SamplerSpec {
                 prior_weight,
                 consider_endpoints,
                 consider_magic_clip,
+                group,
             } => Arc::new(TpeSampler::new(TpeConfig {
                 n_startup_trials: *n_startup_trials,
                 n_ei_candidates: *n_ei_candidates,
@@ -122,6 +127,7 @@ impl SamplerSpec {
                 prior_weight: *prior_weight,
                 consider_endpoints: *consider_endpoints,
                 consider_magic_clip: *consider_magic_clip,
+                group: *group,
             })?),
             SamplerSpec::PartialFixed { fixed, base } => {
                 Arc::new(PartialFixedSampler::new(fixed.clone(), base.build()?))
@@ -148,6 +154,7 @@ impl SamplerSpec {
             prior_weight: config.prior_weight,
             consider_endpoints: config.consider_endpoints,
             consider_magic_clip: config.consider_magic_clip,
+            group: config.group,
         }
     }
 

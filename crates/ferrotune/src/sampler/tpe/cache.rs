@@ -30,12 +30,25 @@ struct Intersection {
     space: Option<SearchSpace>,
 }
 
+/// The partition of parameter names by the finished trials they occur in: two names share
+/// a group when every finished trial has both or neither. Refined incrementally: each new
+/// trial splits every group into the names it has and the names it lacks, and its unseen
+/// names form a new group (Optuna's group decomposition for `group=True`). A name keeps
+/// the distribution it was first seen with.
+#[derive(Debug, Default)]
+struct Groups {
+    seen: Vec<Option<TrialId>>,
+    groups: Vec<Vec<String>>,
+    distributions: std::collections::BTreeMap<String, Distribution>,
+}
+
 /// Per-study caches; a sampler used for another study starts them afresh.
 #[derive(Debug, Default)]
 pub(crate) struct Cache {
     study: Option<StudyId>,
     columns: Vec<Column>,
     intersection: Intersection,
+    groups: Groups,
     /// Scratch: per trial number, its row in the group being read (`NO_ROW` if none).
     row_of: Vec<usize>,
 }
@@ -194,6 +207,62 @@ impl Cache {
             c.sorted.insert(at, t.number);
         }
         value
+    }
+
+    /// The groups of parameters (see [`Groups`]) among `trials`' finished ones, each as a
+    /// search space without single-valued distributions; groups left empty are dropped.
+    pub fn groups<'t>(
+        &mut self,
+        study: StudyId,
+        trials: impl Iterator<Item = &'t FrozenTrial>,
+    ) -> Vec<SearchSpace> {
+        self.for_study(study);
+        let cache = &mut self.groups;
+        for t in trials.filter(|t| is_finished(t)) {
+            let i = t.number as usize;
+            if cache.seen.len() <= i {
+                cache.seen.resize(i + 1, None);
+            }
+            if cache.seen[i] == Some(t.id) {
+                continue;
+            }
+            cache.seen[i] = Some(t.id);
+            let mut refined = Vec::with_capacity(cache.groups.len() * 2 + 1);
+            for group in cache.groups.drain(..) {
+                let (with, without): (Vec<String>, Vec<String>) =
+                    group.into_iter().partition(|n| t.params.contains_key(n));
+                refined.push(with);
+                refined.push(without);
+            }
+            let new: Vec<String> = t
+                .params
+                .distributions()
+                .filter(|(n, _)| !cache.distributions.contains_key(*n))
+                .map(|(n, _)| n.to_owned())
+                .collect();
+            for (n, d) in t.params.distributions() {
+                cache
+                    .distributions
+                    .entry(n.to_owned())
+                    .or_insert_with(|| d.clone());
+            }
+            refined.push(new);
+            refined.retain(|g| !g.is_empty());
+            cache.groups = refined;
+        }
+        cache
+            .groups
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .filter_map(|n| {
+                        let d = cache.distributions.get(n)?;
+                        (!d.is_single()).then(|| (n.clone(), d.clone()))
+                    })
+                    .collect::<SearchSpace>()
+            })
+            .filter(|s| !s.is_empty())
+            .collect()
     }
 
     /// The parameters (with a non-degenerate distribution) every finished trial among

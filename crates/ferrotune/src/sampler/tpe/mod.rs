@@ -41,6 +41,11 @@ pub struct TpeConfig {
     pub consider_endpoints: bool,
     /// Clip kernel widths to `[(high − low)/min(100, 1 + n_kernels), high − low]`. Default true.
     pub consider_magic_clip: bool,
+    /// Split the parameters into groups that always occur together in finished trials and
+    /// model each group jointly (Optuna's `group=True`): in a conditional space the
+    /// parameters of each branch get a joint model instead of an independent one. Needs
+    /// `multivariate`. Default false.
+    pub group: bool,
 }
 
 impl Default for TpeConfig {
@@ -53,6 +58,7 @@ impl Default for TpeConfig {
             prior_weight: 1.0,
             consider_endpoints: false,
             consider_magic_clip: true,
+            group: false,
         }
     }
 }
@@ -406,6 +412,12 @@ impl TpeSampler {
                 "needs at least one candidate",
             ));
         }
+        if config.group && !config.multivariate {
+            return Err(Error::invalid_argument(
+                "group",
+                "grouping models parameters jointly, so it needs multivariate = true",
+            ));
+        }
         if !(config.prior_weight.is_finite() && config.prior_weight > 0.0) {
             return Err(Error::invalid_argument(
                 "prior_weight",
@@ -441,6 +453,16 @@ impl TpeSampler {
             pool: &self.workspaces,
             workspace,
         }
+    }
+
+    /// The parameter groups of the finished trials (see [`TpeConfig::group`]).
+    fn groups(&self, study: &StudyView<'_>) -> Result<Vec<SearchSpace>> {
+        let finished = study.trials_in(&[TrialState::Complete, TrialState::Pruned])?;
+        Ok(if study.is_filtered() {
+            Cache::default().groups(study.study_id(), finished)
+        } else {
+            self.cache().groups(study.study_id(), finished)
+        })
     }
 
     fn n_finished(study: &StudyView<'_>) -> Result<usize> {
@@ -563,6 +585,9 @@ impl Sampler for TpeSampler {
         if !self.config.multivariate || Self::n_finished(study)? < self.config.n_startup_trials {
             return Ok(SearchSpace::new());
         }
+        if self.config.group {
+            return Ok(self.groups(study)?.into_iter().flatten().collect());
+        }
         let finished = study.trials_in(&[TrialState::Complete, TrialState::Pruned])?;
         if study.is_filtered() {
             return Ok(Cache::default().intersection(study.study_id(), finished));
@@ -580,16 +605,31 @@ impl Sampler for TpeSampler {
         if space.is_empty() {
             return Ok(BTreeMap::new());
         }
-        let params: Vec<(&str, &Distribution)> =
-            space.iter().map(|(n, d)| (n.as_str(), d)).collect();
-        Ok(match self.propose(study, trial, &params, rng)? {
-            Some(values) => params
+        let subspaces = if self.config.group {
+            self.groups(study)?
+        } else {
+            vec![space.clone()]
+        };
+        let mut proposal = BTreeMap::new();
+        for subspace in &subspaces {
+            let params: Vec<(&str, &Distribution)> = subspace
                 .iter()
-                .zip(values)
-                .map(|((n, _), v)| ((*n).to_owned(), v))
-                .collect(),
-            None => BTreeMap::new(),
-        })
+                .filter(|(n, d)| space.get(*n) == Some(*d))
+                .map(|(n, d)| (n.as_str(), d))
+                .collect();
+            if params.is_empty() {
+                continue;
+            }
+            if let Some(values) = self.propose(study, trial, &params, rng)? {
+                proposal.extend(
+                    params
+                        .iter()
+                        .zip(values)
+                        .map(|((n, _), v)| ((*n).to_owned(), v)),
+                );
+            }
+        }
+        Ok(proposal)
     }
 }
 

@@ -325,3 +325,73 @@ fn constant_liar_spreads_parallel_asks() {
     eprintln!("mean gap with liar {with:.4}, without {without:.4}");
     assert!(with > without, "liar {with} vs none {without}");
 }
+
+/// Two branches: `a` has two coupled parameters (a valley along y = x, minimum 0 at (1, 1)),
+/// `b` one (minimum 2).
+fn two_branches(trial: &mut Trial<'_>) -> Result<f64, TrialError> {
+    let branch: &str = trial.suggest_categorical("branch", &["a", "b"])?;
+    Ok(if branch == "a" {
+        let x = trial.suggest_float("x", -5.0, 5.0)?;
+        let y = trial.suggest_float("y", -5.0, 5.0)?;
+        (x - 1.0).powi(2) + (y - x).powi(2)
+    } else {
+        let z = trial.suggest_float("z", 0.0, 10.0)?;
+        (z - 3.0).powi(2) + 2.0
+    })
+}
+
+#[test]
+fn groups_follow_co_occurrence() {
+    let s = study(SamplerSpec::Random, 4);
+    s.optimize(two_branches, Optimize::trials(30)).unwrap();
+    let view = s.view();
+    let mut cache = Cache::default();
+    let finished = view
+        .trials_in(&[TrialState::Complete, TrialState::Pruned])
+        .unwrap();
+    let groups: Vec<Vec<String>> = cache
+        .groups(view.study_id(), finished)
+        .into_iter()
+        .map(|g| g.into_keys().collect())
+        .collect();
+    let mut sorted = groups.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        vec![
+            vec!["branch".to_owned()],
+            vec!["x".to_owned(), "y".to_owned()],
+            vec!["z".to_owned()]
+        ],
+        "{groups:?}"
+    );
+}
+
+#[test]
+fn grouped_tpe_beats_random_on_a_conditional_space() {
+    let grouped = SamplerSpec::tpe(TpeConfig {
+        group: true,
+        ..TpeConfig::default()
+    });
+    assert!(TpeSampler::new(TpeConfig {
+        group: true,
+        multivariate: false,
+        ..TpeConfig::default()
+    })
+    .is_err());
+    let random = median_best(&SamplerSpec::Random, two_branches);
+    let t = median_best(&grouped, two_branches);
+    eprintln!("two branches: grouped TPE {t:.5} vs random {random:.5}");
+    assert!(t < random, "grouped TPE {t} vs random {random}");
+    // Same seed, same proposals.
+    let run = |seed| {
+        let s = study(grouped.clone(), seed);
+        s.optimize(two_branches, Optimize::trials(30)).unwrap();
+        s.trials()
+            .unwrap()
+            .iter()
+            .map(|t| t.params.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(5), run(5));
+}
