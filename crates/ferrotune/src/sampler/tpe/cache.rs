@@ -60,6 +60,19 @@ fn cmp_key(a: (f64, usize), b: (f64, usize)) -> std::cmp::Ordering {
     a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
 }
 
+/// Marks `t` as visited in `seen` (indexed by trial number); false when it already was.
+fn first_visit(seen: &mut Vec<Option<TrialId>>, t: &FrozenTrial) -> bool {
+    let i = t.number as usize;
+    if seen.len() <= i {
+        seen.resize(i + 1, None);
+    }
+    if seen[i] == Some(t.id) {
+        return false;
+    }
+    seen[i] = Some(t.id);
+    true
+}
+
 fn is_finished(t: &FrozenTrial) -> bool {
     matches!(t.state, TrialState::Complete | TrialState::Pruned)
 }
@@ -219,14 +232,9 @@ impl Cache {
         self.for_study(study);
         let cache = &mut self.groups;
         for t in trials.filter(|t| is_finished(t)) {
-            let i = t.number as usize;
-            if cache.seen.len() <= i {
-                cache.seen.resize(i + 1, None);
-            }
-            if cache.seen[i] == Some(t.id) {
+            if !first_visit(&mut cache.seen, t) {
                 continue;
             }
-            cache.seen[i] = Some(t.id);
             let mut refined = Vec::with_capacity(cache.groups.len() * 2 + 1);
             for group in cache.groups.drain(..) {
                 let (with, without): (Vec<String>, Vec<String>) =
@@ -275,14 +283,9 @@ impl Cache {
         self.for_study(study);
         let cache = &mut self.intersection;
         for t in trials.filter(|t| is_finished(t)) {
-            let i = t.number as usize;
-            if cache.seen.len() <= i {
-                cache.seen.resize(i + 1, None);
-            }
-            if cache.seen[i] == Some(t.id) {
+            if !first_visit(&mut cache.seen, t) {
                 continue;
             }
-            cache.seen[i] = Some(t.id);
             match &mut cache.space {
                 None => {
                     cache.space = Some(
