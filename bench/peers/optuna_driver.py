@@ -53,7 +53,18 @@ import warnings
 PROTOCOL = 1
 
 
-class OptunaPeer:
+class StudyPeer:
+    """What the Optuna and Rustuna peers share: a ``study`` whose trials take Optuna-style
+    suggestions."""
+
+    def ask(self):
+        return self.study.ask()
+
+    def suggest(self, trial, name, d):
+        return suggest(trial, name, d)
+
+
+class OptunaPeer(StudyPeer):
     """A study of Optuna 5.0 with the given sampler."""
 
     def __init__(self, make_sampler, seed, direction):
@@ -63,12 +74,6 @@ class OptunaPeer:
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         self.optuna = optuna
         self.study = optuna.create_study(direction=direction, sampler=make_sampler(optuna, seed))
-
-    def ask(self):
-        return self.study.ask()
-
-    def suggest(self, trial, name, d):
-        return suggest(trial, name, d)
 
     def tell(self, trial, value):
         if value is None:
@@ -87,7 +92,7 @@ class OptunaPeer:
         return "add_trial"
 
 
-class RustunaPeer:
+class RustunaPeer(StudyPeer):
     """A study of Rustuna 0.2 with the given sampler (it has add_trial, not add_trials)."""
 
     def __init__(self, make_sampler, seed, direction):
@@ -95,12 +100,6 @@ class RustunaPeer:
 
         self.rustuna = rustuna
         self.study = rustuna.create_study(direction=direction, sampler=make_sampler(rustuna, seed))
-
-    def ask(self):
-        return self.study.ask()
-
-    def suggest(self, trial, name, d):
-        return suggest(trial, name, d)
 
     def tell(self, trial, value):
         if value is None:

@@ -150,37 +150,25 @@ def make_sampler(peer, kind, seed):
     return mod.samplers.TPESampler(seed=seed)
 
 
-def create_study(peer, storage, study_name, sampler):
+def study_kwargs(peer, storage, study_name, sampler):
+    """The arguments `create_study` and `load_study` share; Optuna's also get `NopPruner`
+    (Rustuna has no pruners)."""
+    kwargs = {"study_name": study_name, "storage": storage, "sampler": sampler}
     if peer == "optuna":
         import optuna
 
-        return optuna.create_study(
-            study_name=study_name,
-            storage=storage,
-            sampler=sampler,
-            pruner=optuna.pruners.NopPruner(),
-            direction="minimize",
-        )
-    import rustuna
+        kwargs["pruner"] = optuna.pruners.NopPruner()
+    return kwargs
 
-    return rustuna.create_study(
-        study_name=study_name, storage=storage, sampler=sampler, direction="minimize"
+
+def create_study(peer, storage, study_name, sampler):
+    return __import__(peer).create_study(
+        direction="minimize", **study_kwargs(peer, storage, study_name, sampler)
     )
 
 
 def load_study(peer, storage, study_name, sampler):
-    if peer == "optuna":
-        import optuna
-
-        return optuna.load_study(
-            study_name=study_name,
-            storage=storage,
-            sampler=sampler,
-            pruner=optuna.pruners.NopPruner(),
-        )
-    import rustuna
-
-    return rustuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
+    return __import__(peer).load_study(**study_kwargs(peer, storage, study_name, sampler))
 
 
 def count_complete(peer, storage, study_name):

@@ -10,14 +10,15 @@
 
 use crate::peer::{PeerConfig, PeerError, Peers};
 use crate::problem::Problem;
+use crate::report::PEER_PREFIXES;
 use ferrotune::rng::TrialRng;
 use ferrotune::{
     Distribution, FloatDistribution, FrozenTrial, ParamValue, PrunerSpec, SamplerSpec, Study,
-    TrialState,
+    StudyBuilder, TrialState,
 };
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -73,6 +74,94 @@ pub struct AskTimeRecord {
     pub history: String,
 }
 
+impl AskTimeRecord {
+    /// The record of `sampler`'s timed asks `ms` at `n_trials` finished trials of `dim`
+    /// floats, the history built as `history` says; of this writer's version and kind.
+    pub fn new(
+        sampler: &str,
+        n_trials: u64,
+        dim: usize,
+        ms: Vec<f64>,
+        history: impl Into<String>,
+    ) -> AskTimeRecord {
+        AskTimeRecord {
+            version: RECORD_VERSION,
+            kind: "ask_time".to_owned(),
+            sampler: sampler.to_owned(),
+            n_trials,
+            dim,
+            ms,
+            history: history.into(),
+        }
+    }
+}
+
+/// The records of one run, trial by trial, with the best value so far: what ferrotune's runs
+/// and the peers' ([`crate::peer`]) both write.
+#[derive(Debug)]
+pub(crate) struct RunRecords {
+    problem: String,
+    sampler: String,
+    seed: u64,
+    best: Option<f64>,
+    records: Vec<Record>,
+}
+
+impl RunRecords {
+    /// No trial yet of `sampler` on `problem` with `seed`, room for `n_trials`.
+    pub(crate) fn new(problem: &dyn Problem, sampler: &str, seed: u64, n_trials: u64) -> Self {
+        RunRecords {
+            problem: problem.name(),
+            sampler: sampler.to_owned(),
+            seed,
+            best: None,
+            records: Vec::with_capacity(usize::try_from(n_trials).unwrap_or(0)),
+        }
+    }
+
+    /// Records trial number `trial`, finished in `state` with `value` (when Complete) after
+    /// `overhead_ms` in the sampler's library; a Complete value can lower the best so far.
+    pub(crate) fn push(
+        &mut self,
+        trial: u64,
+        state: TrialState,
+        value: Option<f64>,
+        overhead_ms: f64,
+    ) {
+        if let (TrialState::Complete, Some(v)) = (state, value) {
+            self.best = Some(self.best.map_or(v, |b| b.min(v)));
+        }
+        self.records.push(Record {
+            version: RECORD_VERSION,
+            problem: self.problem.clone(),
+            sampler: self.sampler.clone(),
+            seed: self.seed,
+            trial,
+            state,
+            value,
+            best_so_far: self.best,
+            overhead_ms,
+        });
+    }
+
+    /// The records, in trial order.
+    pub(crate) fn into_records(self) -> Vec<Record> {
+        self.records
+    }
+}
+
+/// The study of a benchmark run or timing: `builder` (with its sampler) without pruner,
+/// seeded with `seed`.
+pub(crate) fn bench_study(builder: StudyBuilder, seed: u64) -> ferrotune::Result<Study> {
+    builder.pruner(PrunerSpec::Nop).seed(seed).build()
+}
+
+/// The seed of a problem's noise for trial `number` of the run seeded with `seed`: the same
+/// for every sampler, ferrotune's or a peer's, so they face the same noise.
+pub(crate) fn noise_seed(seed: u64, number: u64) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ number
+}
+
 /// ferrotune's samplers the command line knows by name: label and spec (JSON form). A JSON spec
 /// equal to one of these gets its label, so `{"type":"tpe","multivariate":false}` and
 /// `tpe-univariate` are one contender.
@@ -83,9 +172,6 @@ const NAMED: [(&str, &str); 5] = [
     ("tpe", r#"{"type":"tpe"}"#),
     ("tpe-univariate", r#"{"type":"tpe","multivariate":false}"#),
 ];
-
-/// Label prefixes of the peers run by the Python driver.
-const PEER_PREFIXES: [&str; 2] = ["optuna-", "rustuna-"];
 
 /// The driver's own dependency-free peer (Python's `random`), for testing the protocol.
 pub const PYTHON_RANDOM: &str = "python-random";
@@ -179,23 +265,39 @@ fn label_of(spec: &SamplerSpec) -> String {
         .map_or_else(|| spec.name().to_owned(), |(label, _)| (*label).to_owned())
 }
 
+/// Calls `f` with each line of the JSON Lines file at `path` that is a `T`, skipping the
+/// others; nothing when the file does not exist.
+fn for_each_line_of<T: DeserializeOwned>(path: &Path, mut f: impl FnMut(T)) -> std::io::Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    for line in std::io::BufReader::new(std::fs::File::open(path)?).lines() {
+        if let Ok(item) = serde_json::from_str(&line?) {
+            f(item);
+        }
+    }
+    Ok(())
+}
+
+/// `path` opened for appending, created when missing.
+fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}
+
 /// The runs (problem, sampler, seed) already complete in a results file.
 pub fn completed_runs(
     path: &Path,
     n_trials: u64,
 ) -> std::io::Result<HashSet<(String, String, u64)>> {
     let mut trials_per_run = std::collections::HashMap::new();
-    if !path.exists() {
-        return Ok(HashSet::new());
-    }
-    for line in std::io::BufReader::new(std::fs::File::open(path)?).lines() {
-        let line = line?;
-        if let Ok(r) = serde_json::from_str::<Record>(&line) {
-            *trials_per_run
-                .entry((r.problem, r.sampler, r.seed))
-                .or_insert(0u64) += 1;
-        }
-    }
+    for_each_line_of(path, |r: Record| {
+        *trials_per_run
+            .entry((r.problem, r.sampler, r.seed))
+            .or_insert(0u64) += 1;
+    })?;
     Ok(trials_per_run
         .into_iter()
         .filter(|(_, n)| *n >= n_trials)
@@ -226,39 +328,25 @@ fn run_ferrotune(
     seed: u64,
     n_trials: u64,
 ) -> Result<Vec<Record>, HarnessError> {
-    let study = Study::builder()
-        .sampler(spec.clone())
-        .pruner(PrunerSpec::Nop)
-        .seed(seed)
-        .build()?;
-    let mut records = Vec::with_capacity(usize::try_from(n_trials).unwrap_or(0));
-    let mut best: Option<f64> = None;
+    let study = bench_study(Study::builder().sampler(spec.clone()), seed)?;
+    let mut records = RunRecords::new(problem, label, seed, n_trials);
     for _ in 0..n_trials {
         let start = Instant::now();
         let mut trial = study.ask()?;
         problem.suggest(&mut trial)?;
         let sampled = start.elapsed();
-        let noise_seed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ trial.number();
-        let value = problem.evaluate(&trial.frozen().params, noise_seed);
+        let value = problem.evaluate(&trial.frozen().params, noise_seed(seed, trial.number()));
         let tell_start = Instant::now();
         let done = study.tell(trial, value)?;
         let overhead = sampled + tell_start.elapsed();
-        if done.state == TrialState::Complete {
-            best = Some(best.map_or(value, |b: f64| b.min(value)));
-        }
-        records.push(Record {
-            version: RECORD_VERSION,
-            problem: problem.name(),
-            sampler: label.to_owned(),
-            seed,
-            trial: done.number,
-            state: done.state,
-            value: done.value(),
-            best_so_far: best,
-            overhead_ms: overhead.as_secs_f64() * 1e3,
-        });
+        records.push(
+            done.number,
+            done.state,
+            done.value(),
+            overhead.as_secs_f64() * 1e3,
+        );
     }
-    Ok(records)
+    Ok(records.into_records())
 }
 
 /// What [`run_all`] did.
@@ -289,10 +377,7 @@ pub fn run_all(
     let start = Instant::now();
     let mut progress = Progress::default();
     let mut peers = Peers::new(peers.clone());
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(out)?;
+    let mut file = open_append(out)?;
     for problem in problems {
         for contender in contenders {
             for &seed in seeds {
@@ -354,11 +439,7 @@ pub fn ask_time_ferrotune(
     seed: u64,
 ) -> Result<AskTimeRecord, HarnessError> {
     let (low, high) = SPHERE;
-    let study = Study::builder()
-        .sampler(spec.clone())
-        .pruner(PrunerSpec::Nop)
-        .seed(seed)
-        .build()?;
+    let study = bench_study(Study::builder().sampler(spec.clone()), seed)?;
     let dist: Distribution = FloatDistribution::uniform(low, high)?.into();
     let names: Vec<String> = (0..dim).map(|i| format!("x{i}")).collect();
     let mut rng = TrialRng::from_seed(seed);
@@ -388,15 +469,7 @@ pub fn ask_time_ferrotune(
         ms.push(start.elapsed().as_secs_f64() * 1e3);
         study.tell(trial, x.iter().map(|v| v * v).sum::<f64>())?;
     }
-    Ok(AskTimeRecord {
-        version: RECORD_VERSION,
-        kind: "ask_time".to_owned(),
-        sampler: label.to_owned(),
-        n_trials: n,
-        dim,
-        ms,
-        history: "add_trial".to_owned(),
-    })
+    Ok(AskTimeRecord::new(label, n, dim, ms, "add_trial"))
 }
 
 /// [`ask_time_ferrotune`] for any contender: a peer is timed by the driver in the same way
@@ -419,15 +492,11 @@ pub fn ask_time(
 
 /// The (sampler, finished trials, dim) already measured in an ask-time file.
 pub fn completed_ask_times(path: &Path) -> std::io::Result<HashSet<(String, u64, usize)>> {
-    if !path.exists() {
-        return Ok(HashSet::new());
-    }
-    let text = std::fs::read_to_string(path)?;
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<AskTimeRecord>(l).ok())
-        .map(|r| (r.sampler, r.n_trials, r.dim))
-        .collect())
+    let mut done = HashSet::new();
+    for_each_line_of(path, |r: AskTimeRecord| {
+        done.insert((r.sampler, r.n_trials, r.dim));
+    })?;
+    Ok(done)
 }
 
 /// Measures every (contender, history size) not yet in `out` and appends one
@@ -444,10 +513,7 @@ pub fn ask_time_all(
     let done = completed_ask_times(out)?;
     let mut progress = Progress::default();
     let mut peers = Peers::new(peers.clone());
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(out)?;
+    let mut file = open_append(out)?;
     for &n in sizes {
         for contender in contenders {
             if done.contains(&(contender.label().to_owned(), n, dim)) {
@@ -460,46 +526,6 @@ pub fn ask_time_all(
         }
     }
     Ok(progress)
-}
-
-/// The median of some values (NaN for none).
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    match sorted.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    }
-}
-
-/// A markdown table of ask times: per sampler and history size, the median, fastest and
-/// slowest ask in milliseconds (the median is the figure to compare; the first asks of a
-/// study can pay one-off costs).
-pub fn ask_time_table(records: &[AskTimeRecord]) -> String {
-    let mut rows: Vec<&AskTimeRecord> = records.iter().collect();
-    rows.sort_by(|a, b| (a.dim, a.n_trials, &a.sampler).cmp(&(b.dim, b.n_trials, &b.sampler)));
-    let mut md = String::new();
-    let _ = writeln!(
-        md,
-        "| sampler | finished trials | dim | asks | median ms/ask | min | max | history |"
-    );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
-    for r in rows {
-        let min = r.ms.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = r.ms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} | {:.3} | {min:.3} | {max:.3} | {} |",
-            r.sampler,
-            r.n_trials,
-            r.dim,
-            r.ms.len(),
-            median(&r.ms),
-            r.history
-        );
-    }
-    md
 }
 
 /// Errors of the harness: I/O, JSON, ferrotune itself, the peers, or the command line's
@@ -535,6 +561,7 @@ pub enum HarnessError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::{ask_time_markdown, read_jsonl};
     use crate::synthetic::SYNTHETIC;
 
     fn temp(name: &str) -> std::path::PathBuf {
@@ -574,11 +601,7 @@ mod tests {
             },
             "only the new seed runs"
         );
-        let records: Vec<Record> = std::fs::read_to_string(&out)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let records: Vec<Record> = read_jsonl(&out).unwrap();
         assert_eq!(records.len(), 2 * 3 * 30);
         for run in records.chunks(30) {
             let mut best = f64::INFINITY;
@@ -645,26 +668,15 @@ mod tests {
             "tpe-univariate"
         );
         assert_eq!(label(r#"{"type":"tpe","n_startup_trials":20}"#), "tpe");
-        let Contender::Ferrotune { spec, .. } = Contender::parse("tpe-univariate").unwrap() else {
-            panic!("tpe-univariate is ferrotune's")
-        };
-        assert!(matches!(
-            spec,
-            SamplerSpec::Tpe {
-                multivariate: false,
-                ..
-            }
-        ));
-        let Contender::Ferrotune { spec, .. } = Contender::parse("tpe").unwrap() else {
-            panic!("tpe is ferrotune's")
-        };
-        assert!(matches!(
-            spec,
-            SamplerSpec::Tpe {
-                multivariate: true,
-                ..
-            }
-        ));
+        for (name, multivariate) in [("tpe-univariate", false), ("tpe", true)] {
+            let Contender::Ferrotune { spec, .. } = Contender::parse(name).unwrap() else {
+                panic!("{name} is ferrotune's")
+            };
+            assert!(
+                matches!(spec, SamplerSpec::Tpe { multivariate: m, .. } if m == multivariate),
+                "{name}: {spec:?}"
+            );
+        }
         for peer in [
             "optuna-tpe",
             "optuna-tpe-univariate",
@@ -712,20 +724,18 @@ mod tests {
             (0, 4),
             "measured sizes are skipped"
         );
-        let records: Vec<AskTimeRecord> = std::fs::read_to_string(&out)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let records: Vec<AskTimeRecord> = read_jsonl(&out).unwrap();
         assert_eq!(records.len(), 4);
         for r in &records {
             assert_eq!((r.kind.as_str(), r.dim, r.ms.len()), ("ask_time", 3, 4));
             assert_eq!(r.history, "add_trial");
             assert!(r.ms.iter().all(|&ms| ms > 0.0 && ms.is_finite()), "{r:?}");
         }
-        let md = ask_time_table(&records);
-        assert!(md.contains("| tpe-univariate | 40 | 3 | 4 | "), "{md}");
-        assert!((median(&[3.0, 1.0, 2.0]) - 2.0).abs() < 1e-12);
-        assert!((median(&[4.0, 1.0, 2.0, 3.0]) - 2.5).abs() < 1e-12);
+        let md = ask_time_markdown(&records);
+        assert!(
+            md.contains("| sampler | history | n = 20 | n = 40 |"),
+            "{md}"
+        );
+        assert!(md.contains("| tpe-univariate | add_trial | "), "{md}");
     }
 }

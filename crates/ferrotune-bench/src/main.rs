@@ -15,7 +15,7 @@
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use ferrotune_bench::harness::{ask_time_all, ask_time_table, run_all, Contender, Record};
+use ferrotune_bench::harness::{ask_time_all, run_all, AskTimeRecord, Contender, Record};
 use ferrotune_bench::peer::PeerConfig;
 use ferrotune_bench::{find_problems, report};
 use std::path::PathBuf;
@@ -65,7 +65,7 @@ enum Command {
     },
     /// Time each sampler's ask (with every suggestion of a trial) once its study holds N
     /// finished trials on a sphere; appends one JSON line per (sampler, N) not yet measured,
-    /// then prints the table of the whole file.
+    /// then prints the whole file's ask-time tables (those of `report --ask-time`).
     AskTime {
         /// Samplers, as for `run`.
         #[arg(long, value_delimiter = ';', default_value = "tpe")]
@@ -220,17 +220,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 progress.skipped,
                 out.display()
             );
-            let text = std::fs::read_to_string(&out)
-                .with_context(|| format!("cannot read {}", out.display()))?;
-            let records = text
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(serde_json::from_str)
-                .collect::<Result<Vec<_>, _>>()
-                .with_context(|| {
-                    format!("{} holds a line that is not an ask time", out.display())
-                })?;
-            print!("{}", ask_time_table(&records));
+            let records: Vec<AskTimeRecord> = report::read_jsonl(&out)?;
+            print!("{}", report::ask_time_markdown(&records));
         }
         Command::Report {
             file,

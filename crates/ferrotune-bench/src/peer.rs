@@ -32,12 +32,11 @@
 //! closes, so nothing hangs); a Python exception comes back as [`PeerError::Peer`], its
 //! traceback printed on stderr.
 
-use crate::harness::{AskTimeRecord, HarnessError, Record, RECORD_VERSION};
+use crate::harness::{bench_study, noise_seed, AskTimeRecord, HarnessError, Record, RunRecords};
 use crate::problem::Problem;
 use ferrotune::rng::TrialRng;
-use ferrotune::sampler::SearchSpace;
 use ferrotune::study::StudyView;
-use ferrotune::{Distribution, FrozenTrial, ParamValue, PrunerSpec, Sampler, Study, TrialState};
+use ferrotune::{Distribution, FrozenTrial, ParamValue, Sampler, Study, TrialState};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -279,9 +278,11 @@ impl Drop for Conn {
     }
 }
 
-fn lock(conn: &Mutex<Conn>) -> MutexGuard<'_, Conn> {
-    // A panic while holding the lock leaves the pipes as they were: still usable.
-    conn.lock()
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves the pipes (or the failure) as they were: still
+    // usable.
+    mutex
+        .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -390,13 +391,11 @@ impl PeerDriver {
             conn: self.conn.clone(),
             failure: Mutex::new(None),
         });
-        let study = Study::builder()
-            .custom_sampler("peer-proxy", proxy.clone())
-            .pruner(PrunerSpec::Nop)
-            .seed(seed)
-            .build()?;
-        let mut records = Vec::with_capacity(usize::try_from(n_trials).unwrap_or(0));
-        let mut best: Option<f64> = None;
+        let study = bench_study(
+            Study::builder().custom_sampler("peer-proxy", proxy.clone()),
+            seed,
+        )?;
+        let mut records = RunRecords::new(problem, label, seed, n_trials);
         for _ in 0..n_trials {
             let asked: Asked = self.call("ask", &json!({"op": "ask"}))?;
             let mut trial = study.ask()?;
@@ -406,8 +405,7 @@ impl PeerDriver {
                     None => e.into(),
                 });
             }
-            let noise_seed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ trial.number();
-            let value = problem.evaluate(&trial.frozen().params, noise_seed);
+            let value = problem.evaluate(&trial.frozen().params, noise_seed(seed, trial.number()));
             let finite = value.is_finite();
             let told: Told = self.call(
                 "tell",
@@ -415,24 +413,13 @@ impl PeerDriver {
             )?;
             study.tell(trial, value)?;
             let state = if finite {
-                best = Some(best.map_or(value, |b: f64| b.min(value)));
                 TrialState::Complete
             } else {
                 TrialState::Fail
             };
-            records.push(Record {
-                version: RECORD_VERSION,
-                problem: problem.name(),
-                sampler: label.to_owned(),
-                seed,
-                trial: asked.number,
-                state,
-                value: finite.then_some(value),
-                best_so_far: best,
-                overhead_ms: told.ms,
-            });
+            records.push(asked.number, state, finite.then_some(value), told.ms);
         }
-        Ok(records)
+        Ok(records.into_records())
     }
 
     /// Times the peer sampler `label` asking for a trial of `dim` floats once its study holds
@@ -450,15 +437,7 @@ impl PeerDriver {
             &json!({"op": "ask_time", "sampler": label, "n": n, "dim": dim,
                     "repeats": repeats, "seed": seed}),
         )?;
-        Ok(AskTimeRecord {
-            version: RECORD_VERSION,
-            kind: "ask_time".to_owned(),
-            sampler: label.to_owned(),
-            n_trials: n,
-            dim,
-            ms: times.ms,
-            history: times.history,
-        })
+        Ok(AskTimeRecord::new(label, n, dim, times.ms, times.history))
     }
 }
 
@@ -489,7 +468,8 @@ impl Peers {
 }
 
 /// The sampler of the throwaway ferrotune study in a peer run: it samples nothing itself and
-/// forwards every parameter to the peer's current trial.
+/// forwards every parameter to the peer's current trial, one suggestion at a time (no joint
+/// proposal: the [`Sampler`] defaults give an empty relative search space).
 #[derive(Debug)]
 struct Proxy {
     conn: Arc<Mutex<Conn>>,
@@ -500,10 +480,7 @@ struct Proxy {
 
 impl Proxy {
     fn take_failure(&self) -> Option<PeerError> {
-        self.failure
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
+        lock(&self.failure).take()
     }
 
     fn suggest(&self, name: &str, distribution: &Distribution) -> Result<f64, PeerError> {
@@ -530,32 +507,9 @@ impl Sampler for Proxy {
     ) -> ferrotune::Result<f64> {
         self.suggest(name, distribution).map_err(|e| {
             let message = format!("peer sampler: {e}");
-            *self
-                .failure
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+            *lock(&self.failure) = Some(e);
             ferrotune::Error::Unsupported(message)
         })
-    }
-
-    /// No joint proposal: every parameter goes to the peer, one suggestion at a time.
-    fn infer_relative_search_space(
-        &self,
-        _study: &StudyView<'_>,
-        _trial: &FrozenTrial,
-    ) -> ferrotune::Result<SearchSpace> {
-        Ok(SearchSpace::new())
-    }
-
-    /// Never called (the relative space is empty); proposes nothing.
-    fn sample_relative(
-        &self,
-        _study: &StudyView<'_>,
-        _trial: &FrozenTrial,
-        _space: &SearchSpace,
-        _rng: &mut TrialRng,
-    ) -> ferrotune::Result<BTreeMap<String, f64>> {
-        Ok(BTreeMap::new())
     }
 }
 

@@ -64,6 +64,16 @@ fn median(values: &[f64]) -> f64 {
     quantile(&sorted, 0.5)
 }
 
+/// The median, lower and upper quartiles of unsorted values (NaN when empty).
+fn quartiles(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    (
+        quantile(&values, 0.5),
+        quantile(&values, 0.25),
+        quantile(&values, 0.75),
+    )
+}
+
 /// The runs of one (problem, sampler): seed → trial → best so far, and the overhead.
 #[derive(Default)]
 struct Group {
@@ -89,6 +99,13 @@ impl Group {
 
 /// Problem → sampler → runs.
 type Runs = BTreeMap<String, BTreeMap<String, Group>>;
+
+/// Every sampler label that ran on some problem.
+fn labels(runs: &Runs) -> BTreeSet<&str> {
+    runs.values()
+        .flat_map(|s| s.keys().map(String::as_str))
+        .collect()
+}
 
 fn group(records: &[Record]) -> Runs {
     let mut runs = Runs::new();
@@ -150,15 +167,10 @@ pub fn summarize(records: &[Record], optima: &Optima) -> BTreeMap<String, BTreeM
         for (sampler, g) in samplers {
             let mut at = Vec::new();
             for budget in CHECKPOINTS {
-                let mut values = g.at(budget, offset);
+                let values = g.at(budget, offset);
                 if values.len() == g.seeds.len() && !values.is_empty() {
-                    values.sort_by(f64::total_cmp);
-                    at.push((
-                        budget,
-                        quantile(&values, 0.5),
-                        quantile(&values, 0.25),
-                        quantile(&values, 0.75),
-                    ));
+                    let (med, lo, hi) = quartiles(values);
+                    at.push((budget, med, lo, hi));
                 }
             }
             out.entry(problem.clone()).or_default().insert(
@@ -316,12 +328,8 @@ impl Comparison {
 /// problem, so the tests do not depend on the optima.
 pub fn compare_peers(records: &[Record], optima: &Optima) -> Vec<Comparison> {
     let runs = group(records);
-    let labels: BTreeSet<&str> = runs
-        .values()
-        .flat_map(|s| s.keys().map(String::as_str))
-        .collect();
     let mut out = Vec::new();
-    for (ours, peer) in pairings(labels) {
+    for (ours, peer) in pairings(labels(&runs)) {
         for budget in COMPARED_AT {
             let mut rows = Vec::new();
             let mut reached = false;
@@ -680,11 +688,11 @@ pub fn ask_time_markdown(ask_times: &[AskTimeRecord]) -> String {
 /// its color in every plot (its index among all labels).
 pub fn plots(records: &[Record], optima: &Optima) -> BTreeMap<String, svg::Plot> {
     let runs = group(records);
-    let labels: BTreeSet<&str> = runs
-        .values()
-        .flat_map(|s| s.keys().map(String::as_str))
+    let style: BTreeMap<&str, usize> = labels(&runs)
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| (l, i))
         .collect();
-    let style: BTreeMap<&str, usize> = labels.iter().enumerate().map(|(i, l)| (*l, i)).collect();
     let mut out = BTreeMap::new();
     for (problem, samplers) in &runs {
         let offset = optimum(optima, problem).unwrap_or(0.0);
@@ -694,17 +702,12 @@ pub fn plots(records: &[Record], optima: &Optima) -> BTreeMap<String, svg::Plot>
             let points = trials
                 .into_iter()
                 .filter_map(|t| {
-                    let mut values = g.at(t + 1, offset);
+                    let values = g.at(t + 1, offset);
                     if values.is_empty() {
                         return None;
                     }
-                    values.sort_by(f64::total_cmp);
-                    Some((
-                        (t + 1) as f64,
-                        quantile(&values, 0.5),
-                        quantile(&values, 0.25),
-                        quantile(&values, 0.75),
-                    ))
+                    let (med, lo, hi) = quartiles(values);
+                    Some(((t + 1) as f64, med, lo, hi))
                 })
                 .collect();
             series.push(svg::Series {
@@ -1034,15 +1037,7 @@ mod tests {
     }
 
     fn ask(sampler: &str, n: u64, ms: &[f64]) -> AskTimeRecord {
-        AskTimeRecord {
-            version: RECORD_VERSION,
-            kind: "ask_time".to_owned(),
-            sampler: sampler.to_owned(),
-            n_trials: n,
-            dim: 10,
-            ms: ms.to_vec(),
-            history: "add_trial".to_owned(),
-        }
+        AskTimeRecord::new(sampler, n, 10, ms.to_vec(), "add_trial")
     }
 
     #[test]
@@ -1072,6 +1067,9 @@ mod tests {
         assert!(md.contains("| tpe vs rustuna-tpe | 0.5000× | – |"), "{md}");
         let full = markdown_with(&[], &Optima::new(), &records);
         assert!(full.contains("## Ask time (10 float parameters)"));
+        assert!((median(&[3.0, 1.0, 2.0]) - 2.0).abs() < 1e-12);
+        assert!((median(&[4.0, 1.0, 2.0, 3.0]) - 2.5).abs() < 1e-12);
+        assert!(median(&[]).is_nan());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 const URL_VAR: &str = "FERROTUNE_TEST_POSTGRES_URL";
 const CHILD: &str = "FERROTUNE_PG_BENCH_CHILD";
-/// Ten float parameters, as in the peers' benchmark (`peers/storage_throughput.py`).
+/// Ten float parameters, as in the peers' benchmark (`bench/peers/storage_throughput.py`).
 const PARAMS: usize = 10;
 const STEPS: u64 = 10;
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 const STEPS: u64 = 10;
-/// Ten float parameters, as in the peers' benchmark (`peers/storage_throughput.py`).
+/// Ten float parameters, as in the peers' benchmark (`bench/peers/storage_throughput.py`).
 const PARAM_NAMES: [&str; 10] = ["x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9"];
 const PROCS: usize = 8;
 const CHILD: &str = "FERROTUNE_SQLITE_BENCH_CHILD";

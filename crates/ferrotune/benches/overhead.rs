@@ -2,7 +2,7 @@
 //! per-trial cost early and late in a study (flat cost means the history is never walked).
 //!
 //! Run with `cargo bench -p ferrotune --bench overhead [-- N N …]` (default 1000 10000 100000).
-//! The peer measurement is `crates/ferrotune-bench/peers/optuna_overhead.py`, with the same
+//! The peer measurement is `bench/peers/optuna_overhead.py`, with the same
 //! objective (10 floats in [-5, 5], sum of squares) and the same JSON line format.
 
 use ferrotune::{PrunerSpec, SamplerSpec, Study};
