@@ -24,7 +24,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The record format's version; bump it when a field changes meaning.
-pub const RECORD_VERSION: u32 = 1;
+pub const RECORD_VERSION: u32 = 2;
 
 /// One trial of one run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -45,6 +45,10 @@ pub struct Record {
     pub value: Option<f64>,
     /// The best value so far in the run (after this trial).
     pub best_so_far: Option<f64>,
+    /// The noise-free value ([`Problem::expected`]) of the trial holding `best_so_far`, for
+    /// noisy problems; the report measures regret on it. Absent in version-1 records.
+    #[serde(default)]
+    pub incumbent_expected: Option<f64>,
     /// Milliseconds spent in the sampler's library for this trial (ask, sampling, tell),
     /// objective excluded: ferrotune's as timed here, a peer's as timed by the driver around
     /// its own calls (the pipe to the driver excluded).
@@ -104,6 +108,7 @@ pub(crate) struct RunRecords {
     sampler: String,
     seed: u64,
     best: Option<f64>,
+    incumbent_expected: Option<f64>,
     records: Vec<Record>,
 }
 
@@ -115,21 +120,28 @@ impl RunRecords {
             sampler: sampler.to_owned(),
             seed,
             best: None,
+            incumbent_expected: None,
             records: Vec::with_capacity(usize::try_from(n_trials).unwrap_or(0)),
         }
     }
 
     /// Records trial number `trial`, finished in `state` with `value` (when Complete) after
-    /// `overhead_ms` in the sampler's library; a Complete value can lower the best so far.
+    /// `overhead_ms` in the sampler's library; a Complete value can lower the best so far,
+    /// and its noise-free value `expected` (if the problem is noisy) becomes the
+    /// incumbent's.
     pub(crate) fn push(
         &mut self,
         trial: u64,
         state: TrialState,
         value: Option<f64>,
+        expected: Option<f64>,
         overhead_ms: f64,
     ) {
         if let (TrialState::Complete, Some(v)) = (state, value) {
-            self.best = Some(self.best.map_or(v, |b| b.min(v)));
+            if self.best.is_none_or(|b| v < b) {
+                self.best = Some(v);
+                self.incumbent_expected = expected;
+            }
         }
         self.records.push(Record {
             version: RECORD_VERSION,
@@ -140,6 +152,7 @@ impl RunRecords {
             state,
             value,
             best_so_far: self.best,
+            incumbent_expected: self.incumbent_expected,
             overhead_ms,
         });
     }
@@ -335,7 +348,9 @@ fn run_ferrotune(
         let mut trial = study.ask()?;
         problem.suggest(&mut trial)?;
         let sampled = start.elapsed();
-        let value = problem.evaluate(&trial.frozen().params, noise_seed(seed, trial.number()));
+        let params = &trial.frozen().params;
+        let value = problem.evaluate(params, noise_seed(seed, trial.number()));
+        let expected = problem.expected(params);
         let tell_start = Instant::now();
         let done = study.tell(trial, value)?;
         let overhead = sampled + tell_start.elapsed();
@@ -343,6 +358,7 @@ fn run_ferrotune(
             done.number,
             done.state,
             done.value(),
+            expected,
             overhead.as_secs_f64() * 1e3,
         );
     }
@@ -561,6 +577,32 @@ pub enum HarnessError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_incumbent_keeps_its_noise_free_value() {
+        let problem = crate::problem::Noisy {
+            base: crate::synthetic::SYNTHETIC[0],
+            sigma: 1.0,
+        };
+        let mut run = RunRecords::new(&problem, "x", 0, 3);
+        run.push(0, TrialState::Complete, Some(5.0), Some(4.0), 0.0);
+        // A worse draw leaves the incumbent alone, whatever its noise-free value.
+        run.push(1, TrialState::Complete, Some(6.0), Some(1.0), 0.0);
+        run.push(2, TrialState::Complete, Some(3.0), Some(3.5), 0.0);
+        let r = run.into_records();
+        let got: Vec<_> = r
+            .iter()
+            .map(|r| (r.best_so_far, r.incumbent_expected))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(5.0), Some(4.0)),
+                (Some(5.0), Some(4.0)),
+                (Some(3.0), Some(3.5))
+            ]
+        );
+    }
     use crate::report::{ask_time_markdown, read_jsonl};
     use crate::synthetic::SYNTHETIC;
 

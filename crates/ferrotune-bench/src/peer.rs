@@ -405,7 +405,9 @@ impl PeerDriver {
                     None => e.into(),
                 });
             }
-            let value = problem.evaluate(&trial.frozen().params, noise_seed(seed, trial.number()));
+            let params = &trial.frozen().params;
+            let value = problem.evaluate(params, noise_seed(seed, trial.number()));
+            let expected = problem.expected(params);
             let finite = value.is_finite();
             let told: Told = self.call(
                 "tell",
@@ -417,7 +419,13 @@ impl PeerDriver {
             } else {
                 TrialState::Fail
             };
-            records.push(asked.number, state, finite.then_some(value), told.ms);
+            records.push(
+                asked.number,
+                state,
+                finite.then_some(value),
+                expected,
+                told.ms,
+            );
         }
         Ok(records.into_records())
     }

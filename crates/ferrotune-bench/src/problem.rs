@@ -18,6 +18,13 @@ pub trait Problem: Send + Sync {
     fn evaluate(&self, params: &Params, noise_seed: u64) -> f64;
     /// The known global minimum, when there is one.
     fn optimum(&self) -> Option<f64>;
+    /// The noise-free value at `params` (the mean over a tabular benchmark's seeds, the
+    /// underlying function of a noisy one), or `None` for a noiseless problem. Regret is
+    /// measured on it for the incumbent, so a sampler that re-evaluates good points until
+    /// one draw is lucky gains nothing.
+    fn expected(&self, _params: &Params) -> Option<f64> {
+        None
+    }
 }
 
 fn coordinate(params: &Params, i: usize) -> f64 {
@@ -69,6 +76,9 @@ impl Problem for Noisy {
     }
     fn optimum(&self) -> Option<f64> {
         Some(self.base.optimum)
+    }
+    fn expected(&self, params: &Params) -> Option<f64> {
+        Some(self.base.evaluate(params, 0))
     }
 }
 

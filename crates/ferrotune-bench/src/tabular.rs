@@ -409,6 +409,14 @@ impl Problem for TabularProblem {
     fn optimum(&self) -> Option<f64> {
         Some(self.best.1)
     }
+
+    /// The configuration's mean loss over its seeds.
+    fn expected(&self, params: &Params) -> Option<f64> {
+        let i = self.index_of(params)?;
+        let k = usize::from(self.seeds[i]);
+        let row = &self.values[i * self.n_seeds..i * self.n_seeds + k];
+        Some(row.iter().sum::<f64>() / k as f64)
+    }
 }
 
 fn format_error(problem: &str, path: &Path, reason: impl Into<String>) -> TabularError {
