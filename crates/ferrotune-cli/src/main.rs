@@ -1,5 +1,6 @@
 //! The `ferrotune` command line.
 
+mod ask_tell;
 mod space_file;
 mod storage_url;
 mod studies;
@@ -105,6 +106,11 @@ enum Command {
         #[command(flatten)]
         storage: StorageArg,
     },
+    /// Start a trial of a study and print its parameters (JSON, or shell assignments with
+    /// --format env); finish it later with `ferrotune tell`.
+    Ask(ask_tell::AskArgs),
+    /// Finish a trial that `ferrotune ask` started: with its value(s), or as failed or pruned.
+    Tell(ask_tell::TellArgs),
     /// Search-space files.
     Space {
         #[command(subcommand)]
@@ -118,7 +124,8 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum SpaceCommand {
-    /// Validate a JSON search-space file (`{"lr": {"type": "float", …}, …}`) and print it.
+    /// Validate a search-space file (.toml, .yaml/.yml or .json; `[params.NAME]` tables with
+    /// type, low/high/log/step or choices, and optional `when` conditions) and print it.
     Check {
         /// The file.
         file: PathBuf,
@@ -157,15 +164,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Space {
             command: SpaceCommand::Check { file },
         } => {
-            let space = space_file::load(&file)?;
-            for (name, dist) in &space {
+            let space = space_file::SearchSpaceFile::load(&file)?;
+            for p in space.params() {
+                let dist = p.distribution();
                 let size = dist
                     .cardinality()
                     .map_or_else(|| "continuous".to_owned(), |n| format!("{n} values"));
-                println!("{name:<24} {dist}  ({size})");
+                let when = p
+                    .conditions_text()
+                    .map_or_else(String::new, |w| format!("  when {w}"));
+                println!("{:<24} {dist}  ({size}){when}", p.name());
             }
             println!("{} parameter(s), valid", space.len());
         }
+        Command::Ask(args) => ask_tell::ask(&args)?,
+        Command::Tell(args) => ask_tell::tell(&args)?,
         Command::Studies { storage } => studies::list(&storage.storage)?,
         Command::Trials {
             study,

@@ -26,9 +26,10 @@ fn write(name: &str, text: &str) -> std::path::PathBuf {
 fn a_valid_space_is_listed() {
     let path = write(
         "ok.json",
-        r#"{"lr": {"type": "float", "low": 1e-5, "high": 0.1, "log": true},
+        r#"{"params": {"lr": {"type": "float", "low": 1e-5, "high": 0.1, "log": true},
             "layers": {"type": "int", "low": 1, "high": 8},
-            "opt": {"type": "categorical", "choices": ["adam", "sgd"]}}"#,
+            "opt": {"type": "categorical", "choices": ["adam", "sgd"]},
+            "momentum": {"type": "float", "low": 0, "high": 0.99, "when": {"opt": "sgd"}}}}"#,
     );
     let (ok, out, err) = ferrotune(&["space", "check", path.to_str().expect("utf8")]);
     assert!(ok, "{err}");
@@ -37,21 +38,61 @@ fn a_valid_space_is_listed() {
         "{out}"
     );
     assert!(out.contains("int[1, 8]  (8 values)"), "{out}");
-    assert!(out.contains("3 parameter(s), valid"), "{out}");
+    assert!(
+        out.contains("float[0, 0.99]  (continuous)  when opt = \"sgd\""),
+        "{out}"
+    );
+    assert!(out.contains("4 parameter(s), valid"), "{out}");
+}
+
+#[test]
+fn the_example_spaces_check_in_every_format() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/spaces");
+    let mut outputs = Vec::new();
+    for ext in ["toml", "yaml", "json"] {
+        let path = dir.join(format!("classifier.{ext}"));
+        let (ok, out, err) = ferrotune(&["space", "check", path.to_str().expect("utf8")]);
+        assert!(ok, "{ext}: {err}");
+        assert!(out.contains("8 parameter(s), valid"), "{out}");
+        assert!(out.contains("when schedule = \"step\""), "{out}");
+        outputs.push(out);
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    assert_eq!(outputs[0], outputs[2]);
 }
 
 #[test]
 fn errors_name_the_file_the_parameter_and_the_bound() {
     let path = write(
         "bad.json",
-        r#"{"lr": {"type": "float", "low": 0.0, "high": 0.1, "log": true}}"#,
+        r#"{"params": {"lr": {"type": "float", "low": 0.0, "high": 0.1, "log": true}}}"#,
     );
     let (ok, _, err) = ferrotune(&["space", "check", path.to_str().expect("utf8")]);
     assert!(!ok);
-    assert!(err.contains("bad.json") && err.contains("`lr`"), "{err}");
+    assert!(err.contains("bad.json: parameter \"lr\": "), "{err}");
     assert!(err.contains("low > 0") && err.contains("low=0"), "{err}");
+    let path = write(
+        "bad.toml",
+        "[params.opt]\ntype = \"categorical\"\nchoices = [\"adam\", \"sgd\"]\n\
+         [params.momentum]\ntype = \"float\"\nlow = 0.0\nhigh = 0.99\n\
+         when = { optimiser = [\"sgd\"] }\n",
+    );
+    let (ok, _, err) = ferrotune(&["space", "check", path.to_str().expect("utf8")]);
+    assert!(!ok);
+    assert!(
+        err.contains(
+            "bad.toml: parameter \"momentum\": `when` refers to \"optimiser\", which is not a \
+             parameter (known: opt, momentum)"
+        ),
+        "{err}"
+    );
     let (ok, _, err) = ferrotune(&["space", "check", "/nonexistent/space.json"]);
     assert!(!ok && err.contains("cannot read"), "{err}");
+    let (ok, _, err) = ferrotune(&["space", "check", "space.ini"]);
+    assert!(
+        !ok && err.contains("use .toml, .yaml, .yml or .json"),
+        "{err}"
+    );
 }
 
 #[test]
