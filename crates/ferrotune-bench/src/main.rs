@@ -48,9 +48,15 @@ enum Command {
         /// rustuna-tpe-univariate, rustuna-random); a comma list outside JSON, `;` between.
         #[arg(long, value_delimiter = ';', default_value = "random")]
         samplers: Vec<String>,
-        /// Seeds 0..N.
+        /// How many seeds: 0..N (fixed-seed mode, for regressions and resumable
+        /// comparisons), or N fresh ones with --random-seeds.
         #[arg(long, default_value_t = 5)]
         seeds: u64,
+        /// Draw the seeds at random (clock and process id) instead of 0..N: an honest
+        /// estimate that nothing tuned to fixed seeds can flatter. Each record keeps its
+        /// seed, so any run replays with that seed; calling again adds new runs.
+        #[arg(long)]
+        random_seeds: bool,
         /// Trials per run.
         #[arg(long, default_value_t = 100)]
         trials: u64,
@@ -171,6 +177,24 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// `n` seeds from the clock and the process id, spread by SplitMix64 (Steele, Lea & Flood,
+/// "Fast splittable pseudorandom number generators", OOPSLA 2014).
+fn fresh_seeds(n: u64) -> Vec<u64> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut state = nanos ^ (u64::from(std::process::id()) << 32);
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        })
+        .collect()
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run {
@@ -179,6 +203,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cache,
             samplers,
             seeds,
+            random_seeds,
             trials,
             out,
             budget,
@@ -186,7 +211,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let chosen = find_problems(&problems, data.as_deref(), cache.as_deref())?;
             let contenders = contenders(&samplers)?;
-            let seeds: Vec<u64> = (0..seeds).collect();
+            let seeds: Vec<u64> = if random_seeds {
+                let drawn = fresh_seeds(seeds);
+                eprintln!("random seeds: {drawn:?}");
+                drawn
+            } else {
+                (0..seeds).collect()
+            };
             let progress = run_all(
                 &chosen,
                 &contenders,
