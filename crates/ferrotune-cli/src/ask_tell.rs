@@ -174,7 +174,7 @@ pub fn ask(args: &AskArgs) -> anyhow::Result<()> {
 
 /// The study's search space: the stored one, after checking that a given file matches it; or
 /// the given one, stored first-writer-wins when the study has none yet.
-fn study_space(
+pub(crate) fn study_space(
     storage: &dyn Storage,
     study: &Study,
     given: Option<(SearchSpaceFile, String)>,

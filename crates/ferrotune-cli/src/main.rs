@@ -1,6 +1,9 @@
 //! The `ferrotune` command line.
 
 mod ask_tell;
+mod helper;
+#[cfg(unix)]
+mod run;
 mod space_file;
 mod storage_url;
 mod studies;
@@ -116,6 +119,19 @@ enum Command {
         #[command(subcommand)]
         command: SpaceCommand,
     },
+    /// Tune any program: run it as trials, reading `ferrotune: val_loss=0.4` lines it prints.
+    ///
+    /// `ferrotune run --study S --space space.toml --direction minimize --trials 50 -- python
+    /// train.py --lr {lr}`: the program gets its parameters through `{name}` templates,
+    /// FERROTUNE_PARAM_<NAME> variables and the FERROTUNE_PARAMS file, and reports
+    /// `ferrotune: step=3 val_loss=0.42` lines on stdout.
+    #[cfg(unix)]
+    Run(Box<run::RunArgs>),
+    /// Client helpers for programs run by `ferrotune run`.
+    Helper {
+        #[command(subcommand)]
+        command: helper::HelperCommand,
+    },
     /// Print the JSON spec of every sampler, with its defaults.
     Samplers,
     /// Print the JSON spec of every pruner, with its defaults.
@@ -141,7 +157,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
@@ -159,8 +175,11 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        #[cfg(unix)]
+        Command::Run(args) => return run::command(&args),
+        Command::Helper { command } => helper::run(&command)?,
         Command::Space {
             command: SpaceCommand::Check { file },
         } => {
@@ -249,5 +268,5 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::ValueEnum;
 use ferrotune::export::{rfc3339, write_csv, write_jsonl};
 use ferrotune::storage::{copy_study, delete_study, rename_study, study_summaries};
-use ferrotune::{Direction, SamplerSpec, Study, TrialState};
+use ferrotune::{Direction, PrunerSpec, SamplerSpec, Study, TrialState};
 use std::io::Write;
 
 /// How `trials` prints.
@@ -177,6 +177,20 @@ pub fn parse_sampler(s: &str) -> anyhow::Result<SamplerSpec> {
         ),
     };
     Ok(serde_json::from_str(json)?)
+}
+
+/// Parses `--pruner`: `median`, `none` (or `nop`), or a JSON spec (see `ferrotune pruners`).
+pub fn parse_pruner(s: &str) -> anyhow::Result<PrunerSpec> {
+    if s.trim_start().starts_with('{') {
+        return serde_json::from_str(s).with_context(|| format!("invalid pruner spec {s}"));
+    }
+    match s {
+        "median" => Ok(PrunerSpec::median()),
+        "none" | "nop" => Ok(PrunerSpec::Nop),
+        other => anyhow::bail!(
+            "unknown pruner `{other}`; use median, none, or a JSON spec (see `ferrotune pruners`)"
+        ),
+    }
 }
 
 /// `ferrotune create`.

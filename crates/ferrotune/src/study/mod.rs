@@ -24,8 +24,9 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// System attribute of an enqueued trial holding its fixed parameters.
-pub(crate) const FIXED_PARAMS_ATTR: &str = "fixed_params";
+/// System attribute of an enqueued trial holding its fixed parameters (public so that tools
+/// re-queuing trials outside the library, such as the CLI runner, agree with it).
+pub const FIXED_PARAMS_ATTR: &str = "fixed_params";
 
 /// An optimization task: a name, one or more directions, a sampler and a pruner, and the
 /// trials in storage.
