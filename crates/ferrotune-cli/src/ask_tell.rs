@@ -283,55 +283,28 @@ pub fn tell(args: &TellArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Ends a Running trial as Fail or Pruned by a compare-and-set from Running (the library's
-/// `tell_failed`/`tell_pruned` need the live trial, which lived in the `ask` process).
+/// Ends a Running trial as Fail or Pruned (the library's compare-and-set from Running, so a
+/// trial someone else finished meanwhile is an error naming its state).
 fn tell_state(
     study: &Study,
     trial: &ferrotune::FrozenTrial,
     state: TellState,
     reason: Option<&str>,
 ) -> anyhow::Result<()> {
-    let storage = study.storage();
-    let n = study.directions().len();
-    let (new, values, reason) = match state {
-        TellState::Fail => (
-            TrialState::Fail,
-            None,
-            Some(reason.unwrap_or("failed (ferrotune tell --state fail)")),
+    let done = match state {
+        TellState::Fail => study.tell_number_failed(
+            trial.number,
+            reason.unwrap_or("failed (ferrotune tell --state fail)"),
         ),
-        TellState::Pruned => {
-            // As the library does: the last intermediate value, when it is a full, NaN-free
-            // vector, becomes the pruned trial's value.
-            let last = trial
-                .intermediate_values
-                .values()
-                .next_back()
-                .filter(|v| v.len() == n && v.iter().all(|x| !x.is_nan()))
-                .cloned();
-            (TrialState::Pruned, last, None)
-        }
-    };
-    let won = storage.set_trial_state(
-        trial.id,
-        TrialState::Running,
-        new,
-        values.as_deref(),
-        reason,
-    )?;
-    if !won {
-        let now = storage.trial(trial.id)?;
-        bail!(
-            "trial #{} of study `{}` was finished by someone else meanwhile: it is {}{}",
-            now.number,
-            study.name(),
-            now.state,
-            describe_end(&now)
-        );
+        TellState::Pruned => study.tell_number_pruned(trial.number),
     }
-    let mut done = trial.clone();
-    done.state = new;
-    done.values = values;
-    done.fail_reason = reason.map(str::to_owned);
+    .with_context(|| {
+        format!(
+            "cannot finish trial #{} of study `{}`",
+            trial.number,
+            study.name()
+        )
+    })?;
     report(&done);
     Ok(())
 }

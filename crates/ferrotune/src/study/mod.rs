@@ -245,6 +245,21 @@ impl Study {
         self.finish(&trial, Outcome::Values(values.into_values()))
     }
 
+    /// Finishes the Running trial with this number as Pruned (its last full, NaN-free
+    /// intermediate value becomes its value), from a process other than the one that asked
+    /// for it. Errors when it is not Running.
+    pub fn tell_number_pruned(&self, number: u64) -> Result<Arc<FrozenTrial>> {
+        let trial = self.trial_by_number(number)?;
+        self.finish(&trial, Outcome::Pruned)
+    }
+
+    /// Finishes the Running trial with this number as Fail with a reason, from a process
+    /// other than the one that asked for it. Errors when it is not Running.
+    pub fn tell_number_failed(&self, number: u64, reason: &str) -> Result<Arc<FrozenTrial>> {
+        let trial = self.trial_by_number(number)?;
+        self.finish(&trial, Outcome::Failed(reason.to_owned()))
+    }
+
     /// The trial with this number.
     pub fn trial_by_number(&self, number: u64) -> Result<Arc<FrozenTrial>> {
         self.trials()?

@@ -471,3 +471,31 @@ fn handles_are_send_and_sync() {
     assert_send_sync::<Arc<dyn crate::Sampler>>();
     assert_send_sync::<Arc<dyn crate::Pruner>>();
 }
+
+#[test]
+fn trials_are_told_by_number_from_elsewhere() {
+    let s = study();
+    let mut a = s.ask().unwrap();
+    a.suggest_float("x", 0.0, 1.0).unwrap();
+    a.report(3, 0.25).unwrap();
+    let b = s.ask().unwrap();
+    let (na, nb) = (a.number(), b.number());
+    // The live trials are dropped: another process tells them by number.
+    drop((a, b));
+    let pruned = s.tell_number_pruned(na).unwrap();
+    assert_eq!(pruned.state, TrialState::Pruned);
+    assert_eq!(
+        pruned.values,
+        Some(vec![0.25]),
+        "the last report is the value"
+    );
+    let failed = s.tell_number_failed(nb, "out of memory").unwrap();
+    assert_eq!(failed.state, TrialState::Fail);
+    assert_eq!(failed.fail_reason.as_deref(), Some("out of memory"));
+    let again = s.tell_number_failed(na, "late").unwrap_err();
+    assert!(matches!(again, Error::TrialFinished { .. }), "{again}");
+    assert!(matches!(
+        s.tell_number_pruned(99).unwrap_err(),
+        Error::TrialNotFound(_)
+    ));
+}
