@@ -3,6 +3,8 @@
 mod ask_tell;
 mod helper;
 #[cfg(unix)]
+mod launch;
+#[cfg(unix)]
 mod run;
 mod space_file;
 mod storage_url;
@@ -29,7 +31,12 @@ struct Cli {
 struct StorageArg {
     /// Storage URL: sqlite:///file.db (relative), sqlite:////abs/file.db, or
     /// postgres://user@host:port/db.
-    #[arg(long, env = "FERROTUNE_STORAGE", default_value = storage_url::DEFAULT_STORAGE)]
+    #[arg(
+        long,
+        env = "FERROTUNE_STORAGE",
+        hide_env_values = true,
+        default_value = storage_url::DEFAULT_STORAGE
+    )]
     storage: String,
 }
 
@@ -127,6 +134,20 @@ enum Command {
     /// `ferrotune: step=3 val_loss=0.42` lines on stdout.
     #[cfg(unix)]
     Run(Box<run::RunArgs>),
+    /// Run trials of a study that `ferrotune run` stored, with nothing but this machine's
+    /// options: start any number of workers on any machines sharing the storage.
+    ///
+    /// `ferrotune worker --study S --storage postgres://… --gpus 0,1`: the space, command,
+    /// metrics, sampler, pruner and budget come from the study (`ferrotune run … --create-only`
+    /// stores one without running a trial); each worker exits when the study is complete.
+    #[cfg(unix)]
+    Worker(Box<run::worker::WorkerArgs>),
+    /// Print a Kubernetes Job or a Slurm array script that runs `ferrotune worker`s on a study.
+    #[cfg(unix)]
+    Launch {
+        #[command(subcommand)]
+        command: launch::LaunchCommand,
+    },
     /// Client helpers for programs run by `ferrotune run`.
     Helper {
         #[command(subcommand)]
@@ -179,6 +200,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         #[cfg(unix)]
         Command::Run(args) => return run::command(&args),
+        #[cfg(unix)]
+        Command::Worker(args) => return run::worker::command(&args),
+        #[cfg(unix)]
+        Command::Launch { command } => launch::command(&command)?,
         Command::Helper { command } => helper::run(&command)?,
         Command::Space {
             command: SpaceCommand::Check { file },

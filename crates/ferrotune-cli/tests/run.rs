@@ -66,6 +66,22 @@ impl Scratch {
         Run::new(out, start.elapsed())
     }
 
+    /// `run` with the common study flags: `--space space.toml --direction minimize
+    /// --trials TRIALS -- COMMAND…`.
+    fn run_minimizing(&self, study: &str, trials: &str, command: &[&str]) -> Run {
+        let mut args = vec![
+            "--space",
+            "space.toml",
+            "--direction",
+            "minimize",
+            "--trials",
+            trials,
+            "--",
+        ];
+        args.extend_from_slice(command);
+        self.run(study, &args)
+    }
+
     fn storage(&self) -> Arc<dyn Storage> {
         Arc::new(
             ferrotune_sqlite::SqliteStorage::open_existing(&self.url).expect("the study database"),
@@ -366,20 +382,7 @@ fn a_crash_fails_the_trial_and_keeps_the_end_of_stderr() {
     assert_eq!(lines[49], "ValueError: the data is bad");
     assert!(lines[0].starts_with("noise"), "{tail}");
 
-    let run = s.run(
-        "segv",
-        &[
-            "--space",
-            "space.toml",
-            "--direction",
-            "minimize",
-            "--trials",
-            "1",
-            "--",
-            "python3",
-            "segv.py",
-        ],
-    );
+    let run = s.run_minimizing("segv", "1", &["python3", "segv.py"]);
     assert_eq!(run.code, Some(1));
     let t = &s.trials("segv")[0];
     assert_eq!(
@@ -406,20 +409,7 @@ fn garbage_output_is_a_missing_metric() {
         "nan.sh",
         "echo 'ferrotune: step=1 value=0.5'\necho 'ferrotune: value=nan'\n",
     );
-    let run = s.run(
-        "garbage",
-        &[
-            "--space",
-            "space.toml",
-            "--direction",
-            "minimize",
-            "--trials",
-            "1",
-            "--",
-            "sh",
-            "garbage.sh",
-        ],
-    );
+    let run = s.run_minimizing("garbage", "1", &["sh", "garbage.sh"]);
     assert_eq!(run.code, Some(1));
     let t = &s.trials("garbage")[0];
     assert_eq!(t.state, TrialState::Fail);
@@ -432,20 +422,7 @@ fn garbage_output_is_a_missing_metric() {
     ] {
         assert!(reason.contains(part), "{part:?} not in {reason}");
     }
-    let run = s.run(
-        "nan",
-        &[
-            "--space",
-            "space.toml",
-            "--direction",
-            "minimize",
-            "--trials",
-            "1",
-            "--",
-            "sh",
-            "nan.sh",
-        ],
-    );
+    let run = s.run_minimizing("nan", "1", &["sh", "nan.sh"]);
     assert_eq!(run.code, Some(1));
     let t = &s.trials("nan")[0];
     assert_eq!(t.fail_reason.as_deref(), Some("metric `value` is NaN"));

@@ -16,7 +16,7 @@
 //! Options of one machine (`--jobs`, `--gpus`, `--cpus-per-trial`, `--timeout`, `--workdir`,
 //! output) are never stored.
 
-use super::duration::parse_duration;
+use super::duration::{format_duration, parse_duration};
 use super::progress::Mode;
 use super::slots::{allocate, GpuShare, Slot, SlotRequest};
 use super::template::CommandTemplate;
@@ -165,6 +165,45 @@ impl RunSettings {
         self
     }
 
+    /// Names the first setting where `given` differs from these (stored) settings:
+    /// "study `S` stores --trials 40, but this worker gives --trials 50".
+    fn conflict(&self, given: &RunSettings, study: &str) -> String {
+        let secs = |s: Option<f64>| {
+            s.and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .map(format_duration)
+        };
+        let (flag, stored, wanted) = if self.trials != given.trials {
+            (
+                "--trials",
+                self.trials.map(|n| n.to_string()),
+                given.trials.map(|n| n.to_string()),
+            )
+        } else if self.retries != given.retries {
+            (
+                "--retries",
+                Some(self.retries.to_string()),
+                Some(given.retries.to_string()),
+            )
+        } else if self.trial_timeout_s != given.trial_timeout_s {
+            (
+                "--trial-timeout",
+                secs(self.trial_timeout_s),
+                secs(given.trial_timeout_s),
+            )
+        } else {
+            (
+                "--kill-grace",
+                secs(self.kill_grace_s),
+                secs(given.kill_grace_s),
+            )
+        };
+        let stored = stored.map_or_else(|| format!("no {flag} value"), |v| format!("{flag} {v}"));
+        format!(
+            "study `{study}` stores {stored}, but this worker gives {flag} {}",
+            wanted.unwrap_or_default()
+        )
+    }
+
     /// Reads the settings stored with a study (defaults when none are).
     pub fn stored(storage: &dyn Storage, study: &Study) -> anyhow::Result<RunSettings> {
         match storage.study_system_attr(study.id(), RUN_ATTR)? {
@@ -217,15 +256,28 @@ pub struct RunConfig {
     pub tee: bool,
 }
 
+/// Who resolves a configuration, and so what it may change in the study.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `ferrotune run`: creates a missing study, stores what is not stored yet, and stores
+    /// new run settings (`--trials 200` extends the budget).
+    Run,
+    /// `ferrotune worker`: runs the study as stored. The study must exist and hold a command
+    /// (it was made by `ferrotune run`); study flags are only checked against the stored
+    /// values, and the run settings are never changed.
+    Worker,
+}
+
 /// Resolves the configuration: creates the study when it is missing (which needs --space,
 /// --direction and the command), or checks the flags against what it stores; stores what is
-/// not stored yet. Returns the configuration and the study (without a trial cap; the runner
-/// sets its own).
+/// not stored yet. A [`Role::Worker`] creates and changes nothing (see [`Role`]). Returns the
+/// configuration and the study (without a trial cap; the runner sets its own).
 pub fn resolve(
     name: &str,
     storage: &Arc<dyn Storage>,
     so: &StudyOptions,
     lo: &LocalOptions,
+    role: Role,
 ) -> anyhow::Result<(RunConfig, Study)> {
     let file_space = so.space.as_deref().map(SearchSpaceFile::load).transpose()?;
     let given_command = (!so.command.is_empty())
@@ -249,6 +301,22 @@ pub fn resolve(
         Err(ferrotune::Error::StudyNotFound(_)) => None,
         Err(e) => return Err(e.into()),
     };
+    if role == Role::Worker {
+        match &existing {
+            None => bail!(
+                "study `{name}` does not exist in this storage; a worker runs a study that \
+                 `ferrotune run` stored. Create it once, from any machine, with\n  {}",
+                create_hint(name, so, false, false)
+            ),
+            Some(s) if !s.system_attrs.contains_key(COMMAND_ATTR) => bail!(
+                "study `{name}` was not created by `ferrotune run`: it has no stored command for \
+                 workers to run. Store one (and the search space, if the study has none) with\n  \
+                 {}",
+                create_hint(name, so, true, s.system_attrs.contains_key(SPACE_ATTR))
+            ),
+            Some(_) => {}
+        }
+    }
     let stored_space = existing
         .as_ref()
         .and_then(|s| s.system_attrs.get(SPACE_ATTR))
@@ -379,6 +447,14 @@ pub fn resolve(
     let stored_settings = RunSettings::stored(&**storage, &study)?;
     let settings = stored_settings.clone().with(so);
     if settings != stored_settings {
+        if role == Role::Worker {
+            bail!(
+                "{}; a worker runs the study as stored: drop the flag, or change the study \
+                 with `ferrotune run --study {} --create-only` and the new value",
+                stored_settings.conflict(&settings, study.name()),
+                crate::launch::shell_quote(study.name())
+            );
+        }
         storage.set_study_system_attr(study.id(), RUN_ATTR, &serde_json::to_value(&settings)?)?;
     }
     let seconds = |s: Option<f64>| s.and_then(|s| Duration::try_from_secs_f64(s).ok());
@@ -427,6 +503,43 @@ pub fn resolve(
         tee: lo.tee,
     };
     Ok((config, study))
+}
+
+/// The `ferrotune run … --create-only` command that makes a study workers can run, with the
+/// flags this command was given filled in; for an existing study (`exists`), without the
+/// directions it stores already, and without `--space` when it stores a space (`has_space`).
+fn create_hint(name: &str, so: &StudyOptions, exists: bool, has_space: bool) -> String {
+    let q = crate::launch::shell_quote;
+    let mut words = vec![
+        "ferrotune run --study".to_owned(),
+        q(name),
+        "--storage URL".to_owned(),
+    ];
+    match &so.space {
+        Some(p) => words.push(format!("--space {}", q(&p.display().to_string()))),
+        None if !has_space => words.push("--space FILE".to_owned()),
+        None => {}
+    }
+    if so.directions.is_empty() && !exists {
+        words.push("--direction minimize".to_owned());
+    }
+    for d in &so.directions {
+        words.push(format!("--direction {}", d.as_str()));
+    }
+    for m in &so.metrics {
+        words.push(format!("--metric {}", q(m)));
+    }
+    words.push(
+        so.trials
+            .map_or_else(|| "--trials N".to_owned(), |n| format!("--trials {n}")),
+    );
+    words.push("--create-only --".to_owned());
+    if so.command.is_empty() {
+        words.push("PROGRAM ARGS…".to_owned());
+    } else {
+        words.extend(so.command.iter().map(|w| q(w)));
+    }
+    words.join(" ")
 }
 
 /// How a given value compares with the stored one.
@@ -643,6 +756,49 @@ mod tests {
         assert_eq!(path_safe("my-study_1.v2"), "my-study_1.v2");
         assert_eq!(path_safe("a/b c"), "a_b_c");
         assert_eq!(path_safe(".."), "study..");
+    }
+
+    #[test]
+    fn a_worker_conflict_names_the_stored_setting() {
+        let stored = RunSettings {
+            trials: None,
+            retries: 1,
+            trial_timeout_s: Some(90.0),
+            kill_grace_s: None,
+        };
+        let given = |o: StudyOptions| stored.clone().with(&o);
+        let msg = stored.conflict(
+            &given(StudyOptions {
+                trials: Some(5),
+                ..StudyOptions::default()
+            }),
+            "s",
+        );
+        assert_eq!(
+            msg,
+            "study `s` stores no --trials value, but this worker gives --trials 5"
+        );
+        let msg = stored.conflict(
+            &given(StudyOptions {
+                trial_timeout: Some(Duration::from_secs(120)),
+                ..StudyOptions::default()
+            }),
+            "s",
+        );
+        assert!(
+            msg.starts_with(
+                "study `s` stores --trial-timeout 1m30s, but this worker gives --trial-timeout 2m"
+            ),
+            "{msg}"
+        );
+        let msg = stored.conflict(
+            &given(StudyOptions {
+                kill_grace: Some(Duration::from_secs(3)),
+                ..StudyOptions::default()
+            }),
+            "s",
+        );
+        assert!(msg.contains("stores no --kill-grace value"), "{msg}");
     }
 
     #[test]

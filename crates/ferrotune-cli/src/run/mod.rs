@@ -17,8 +17,8 @@
 //! - [`budget`]: the study-wide `--trials` cap with retries and re-queued trials;
 //! - [`trial`]: one trial from start to record; [`progress`]: what the user sees.
 //!
-//! [`run`] runs the loop for a resolved [`RunConfig`], so a `ferrotune worker` that takes its
-//! configuration from the study alone runs exactly the same loop.
+//! [`run`] runs the loop for a resolved [`RunConfig`], so a `ferrotune worker` ([`worker`])
+//! that takes its configuration from the study alone runs exactly the same loop.
 
 pub mod budget;
 pub mod child;
@@ -30,6 +30,7 @@ pub mod protocol;
 pub mod slots;
 pub mod template;
 mod trial;
+pub mod worker;
 
 pub use config::{LocalOptions, RunConfig, StudyOptions};
 
@@ -58,6 +59,12 @@ pub struct RunArgs {
     pub study_options: StudyOptions,
     #[command(flatten)]
     pub local: LocalOptions,
+    /// Store the study (space, command, metrics, directions, sampler, budget, …) and exit
+    /// without running a trial; then start `ferrotune worker`s on any machines that share the
+    /// storage. On an existing study, checks the flags and stores new run settings
+    /// (`--trials`, `--retries`, …). The program is not looked for on this machine.
+    #[arg(long)]
+    pub create_only: bool,
 }
 
 const HELP: &str = "\
@@ -79,17 +86,75 @@ on. Exit status: 0 done, 1 every trial of this run failed, 2 error, 130 interrup
 
 /// `ferrotune run`.
 pub fn command(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    // Before anything is created, and again for a stored command.
-    check_program(&args.study_options.command, args.local.chdir)?;
+    // Before anything is created, and again for a stored command. A study made for workers
+    // may run a program that only exists where they run.
+    if !args.create_only {
+        check_program(&args.study_options.command, args.local.chdir)?;
+    }
     let storage = open(&args.storage.storage, Access::ReadWrite)?;
-    let (config, study) = config::resolve(&args.study, &storage, &args.study_options, &args.local)?;
+    let (config, study) = config::resolve(
+        &args.study,
+        &storage,
+        &args.study_options,
+        &args.local,
+        config::Role::Run,
+    )?;
+    if args.create_only {
+        created(&args.storage.storage, &config, &study)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     check_program(config.command.words(), config.chdir)?;
     let report = run(&config, &study)?;
     Ok(report.exit_code())
 }
 
+/// `run --create-only`: says where the study stands and how to start workers on it.
+fn created(url: &str, config: &RunConfig, study: &Study) -> anyhow::Result<()> {
+    let single = (config.directions.len() == 1).then(|| config.directions[0]);
+    let standing = Standing::of(&study.trials()?, single);
+    let target = config
+        .trials
+        .map_or_else(|| "no trial budget".to_owned(), |n| format!("{n} trials"));
+    match config.mode {
+        Mode::Json => println!(
+            "{}",
+            json!({
+                "event": "created",
+                "study": config.study,
+                "trials": config.trials,
+                "done": standing.counts.done,
+                "command": config.command.to_string(),
+            })
+        ),
+        Mode::Quiet => {}
+        _ => {
+            let study = crate::launch::shell_quote(&config.study);
+            let storage = if crate::storage_url::has_password(url) {
+                "(with the storage URL in FERROTUNE_STORAGE)".to_owned()
+            } else {
+                format!("--storage {}", crate::launch::shell_quote(url))
+            };
+            let mut text = format!(
+                "study `{}` is stored ({} of {target} done); start workers on it with\n  \
+                 ferrotune worker --study {study} {storage}\nor print a Kubernetes Job or a \
+                 Slurm array of them with `ferrotune launch k8s|slurm --study {study} \
+                 --workers N …`",
+                config.study, standing.counts.done,
+            );
+            if config.trials.is_none() {
+                text.push_str(
+                    "\nwithout --trials the workers run until they are stopped; add \
+                     --trials N --create-only to give the study a budget",
+                );
+            }
+            eprintln!("{text}");
+        }
+    }
+    Ok(())
+}
+
 /// Refuses a program that cannot be found before any trial is spent on it.
-fn check_program(words: &[String], chdir: bool) -> anyhow::Result<()> {
+pub(crate) fn check_program(words: &[String], chdir: bool) -> anyhow::Result<()> {
     let Some(program) = words.first() else {
         return Ok(());
     };
