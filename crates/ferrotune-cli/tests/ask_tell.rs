@@ -2,10 +2,12 @@
 //! SQLite file in a fresh temporary directory.
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ferrotune");
+mod common;
+
+use common::{Scratch, BIN};
 
 struct Output {
     ok: bool,
@@ -25,16 +27,30 @@ fn ferrotune(args: &[&str]) -> Output {
     }
 }
 
-/// A fresh directory and the SQLite URL of a database in it.
-fn fresh(name: &str) -> (PathBuf, String) {
-    let dir = std::env::temp_dir().join(format!(
-        "ferrotune-ask-tell-{name}-{}-{:?}",
-        std::process::id(),
-        std::time::SystemTime::now()
-    ));
-    std::fs::create_dir_all(&dir).expect("tmp dir");
-    let url = format!("sqlite:///{}", dir.join("hpo.db").display());
-    (dir, url)
+impl Output {
+    /// Asserts that the command failed, with each of `parts` in its error.
+    fn refused(&self, parts: &[&str]) {
+        assert!(!self.ok, "succeeded: {}", self.out);
+        for part in parts {
+            assert!(
+                self.err.contains(part),
+                "`{part}` missing from: {}",
+                self.err
+            );
+        }
+    }
+}
+
+/// `ferrotune SUBCOMMAND --storage URL --study STUDY ARGS…`.
+fn on_study(subcommand: &str, url: &str, study: &str, args: &[&str]) -> Output {
+    let mut all = vec![subcommand, "--storage", url, "--study", study];
+    all.extend(args);
+    ferrotune(&all)
+}
+
+/// `ferrotune ask --storage URL --study STUDY ARGS…`.
+fn ask(url: &str, study: &str, args: &[&str]) -> Output {
+    on_study("ask", url, study, args)
 }
 
 fn example(ext: &str) -> String {
@@ -60,23 +76,16 @@ high = 0.99
 when = { optimizer = ["sgd"] }
 "#;
 
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write");
-    path.display().to_string()
+/// `--space SPACE --direction minimize MORE…`: what `ask` needs to create a study.
+fn creating<'a>(space: &'a str, more: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--space", space, "--direction", "minimize"];
+    args.extend_from_slice(more);
+    args
 }
 
 /// The study's trials as `ferrotune trials --format json` prints them.
 fn trials(url: &str, study: &str) -> Vec<Value> {
-    let o = ferrotune(&[
-        "trials",
-        "--study",
-        study,
-        "--format",
-        "json",
-        "--storage",
-        url,
-    ]);
+    let o = on_study("trials", url, study, &["--format", "json"]);
     assert!(o.ok, "{}", o.err);
     o.out
         .lines()
@@ -86,26 +95,14 @@ fn trials(url: &str, study: &str) -> Vec<Value> {
 
 /// Creates `study` from `space` and asks its first trial; returns the JSON printed.
 fn create_and_ask(url: &str, study: &str, space: &str) -> Value {
-    let o = ferrotune(&[
-        "ask",
-        "--storage",
-        url,
-        "--study",
-        study,
-        "--space",
-        space,
-        "--direction",
-        "minimize",
-        "--seed",
-        "1",
-    ]);
+    let o = ask(url, study, &creating(space, &["--seed", "1"]));
     assert!(o.ok, "{}", o.err);
     serde_json::from_str(o.out.trim()).expect("one JSON object")
 }
 
 #[test]
 fn a_shell_loop_of_15_asks_and_tells_completes_15_tpe_trials() {
-    let (dir, url) = fresh("loop");
+    let s = Scratch::new("ask-tell", "loop");
     let script = r#"
 set -eu
 i=0
@@ -124,9 +121,9 @@ done
         .arg("-c")
         .arg(script)
         .env("FERROTUNE", BIN)
-        .env("URL", &url)
+        .env("URL", &s.url)
         .env("SPACE", example("toml"))
-        .current_dir(&dir)
+        .current_dir(&s.dir)
         .output()
         .expect("run sh");
     assert!(
@@ -135,7 +132,7 @@ done
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let all = trials(&url, "loop");
+    let all = trials(&s.url, "loop");
     assert_eq!(all.len(), 15);
     for t in &all {
         assert_eq!(t["state"], "complete", "{t}");
@@ -151,19 +148,19 @@ done
         let lr = params["lr"].as_f64().expect("lr");
         assert!((1e-5..=0.1).contains(&lr), "{t}");
     }
-    let o = ferrotune(&["studies", "--storage", &url]);
+    let o = ferrotune(&["studies", "--storage", &s.url]);
     let row = o.out.lines().find(|l| l.starts_with("loop")).expect("row");
     assert!(row.contains(" 15 ") && row.contains("tpe"), "{row}");
 }
 
 #[test]
 fn ask_prints_every_parameter_with_null_for_inactive_ones() {
-    let (dir, url) = fresh("json");
-    let space = write(&dir, "space.toml", SMALL);
+    let s = Scratch::new("ask-tell", "json");
+    let space = s.write("space.toml", SMALL);
     let mut seen_null = false;
     let mut seen_value = false;
     for expected in 0..12 {
-        let asked = create_and_ask(&url, "json", &space);
+        let asked = create_and_ask(&s.url, "json", &space);
         assert_eq!(asked["trial"], expected);
         let params = asked["params"].as_object().expect("params");
         let names: Vec<&str> = params.keys().map(String::as_str).collect();
@@ -178,44 +175,20 @@ fn ask_prints_every_parameter_with_null_for_inactive_ones() {
     }
     assert!(seen_null && seen_value);
     // The trials stay running until told.
-    assert!(trials(&url, "json").iter().all(|t| t["state"] == "running"));
+    assert!(trials(&s.url, "json")
+        .iter()
+        .all(|t| t["state"] == "running"));
 }
 
 #[test]
 fn the_env_format_sets_inactive_parameters_to_the_empty_string() {
-    let (dir, url) = fresh("env");
-    let space = write(&dir, "space.yaml", "params:\n  opt: {type: categorical, choices: [\"it's\"]}\n  x: {type: int, low: 1, high: 1, when: {opt: nope}}\n");
+    let s = Scratch::new("ask-tell", "env");
+    let space = s.write("space.yaml", "params:\n  opt: {type: categorical, choices: [\"it's\"]}\n  x: {type: int, low: 1, high: 1, when: {opt: nope}}\n");
     // `nope` is not a choice: the file is refused before anything is created.
-    let o = ferrotune(&[
-        "ask",
-        "--storage",
-        &url,
-        "--study",
-        "env",
-        "--space",
-        &space,
-        "--direction",
-        "minimize",
-    ]);
-    assert!(
-        !o.ok && o.err.contains("\"nope\" is not one of its choices"),
-        "{}",
-        o.err
-    );
-    let space = write(&dir, "space.yaml", "params:\n  opt: {type: categorical, choices: [\"it's\", b]}\n  x: {type: int, low: 3, high: 3, when: {opt: b}}\n");
-    let o = ferrotune(&[
-        "ask",
-        "--storage",
-        &url,
-        "--study",
-        "env",
-        "--space",
-        &space,
-        "--direction",
-        "minimize",
-        "--format",
-        "env",
-    ]);
+    let o = ask(&s.url, "env", &creating(&space, &[]));
+    o.refused(&["\"nope\" is not one of its choices"]);
+    let space = s.write("space.yaml", "params:\n  opt: {type: categorical, choices: [\"it's\", b]}\n  x: {type: int, low: 3, high: 3, when: {opt: b}}\n");
+    let o = ask(&s.url, "env", &creating(&space, &["--format", "env"]));
     assert!(o.ok, "{}", o.err);
     let lines: Vec<&str> = o.out.lines().collect();
     assert_eq!(lines[0], "FERROTUNE_TRIAL_NUMBER=0");
@@ -239,152 +212,83 @@ fn the_env_format_sets_inactive_parameters_to_the_empty_string() {
 
 #[test]
 fn ask_needs_a_space_and_a_direction_to_create_a_study() {
-    let (dir, url) = fresh("create");
-    let o = ferrotune(&["ask", "--storage", &url, "--study", "s"]);
-    assert!(!o.ok && o.err.contains("hpo.db"), "{}", o.err);
+    let s = Scratch::new("ask-tell", "create");
+    let o = ask(&s.url, "s", &[]);
+    o.refused(&["hpo.db"]);
     assert!(
-        !dir.join("hpo.db").exists(),
+        !s.path("hpo.db").exists(),
         "ask without --space created a database"
     );
-    let space = write(&dir, "space.toml", SMALL);
-    create_and_ask(&url, "other", &space);
-    let o = ferrotune(&["ask", "--storage", &url, "--study", "s", "--space", &space]);
-    assert!(!o.ok, "{}", o.out);
-    assert!(
-        o.err.contains("study `s` not found")
-            && o.err
-                .contains("pass --space FILE and --direction minimize|maximize"),
-        "{}",
-        o.err
-    );
+    let space = s.write("space.toml", SMALL);
+    create_and_ask(&s.url, "other", &space);
+    let o = ask(&s.url, "s", &["--space", &space]);
+    o.refused(&[
+        "study `s` not found",
+        "pass --space FILE and --direction minimize|maximize",
+    ]);
 }
 
 #[test]
 fn a_later_space_must_match_the_stored_one() {
-    let (dir, url) = fresh("mismatch");
-    let space = write(&dir, "space.toml", SMALL);
-    create_and_ask(&url, "s", &space);
+    let s = Scratch::new("ask-tell", "mismatch");
+    let space = s.write("space.toml", SMALL);
+    create_and_ask(&s.url, "s", &space);
     // The same space in another format and order is the same space.
-    let same = write(
-        &dir,
+    let same = s.write(
         "same.json",
         r#"{"params": {"momentum": {"type": "float", "low": 0, "high": 0.99, "when": {"optimizer": "sgd"}},
                        "optimizer": {"type": "categorical", "choices": ["adam", "sgd"]},
                        "lr": {"type": "float", "low": 1e-5, "high": 0.1, "log": true}}}"#,
     );
-    let o = ferrotune(&["ask", "--storage", &url, "--study", "s", "--space", &same]);
+    let o = ask(&s.url, "s", &["--space", &same]);
     assert!(o.ok, "{}", o.err);
-    let other = write(&dir, "other.toml", &SMALL.replace("0.99", "0.9"));
-    let o = ferrotune(&["ask", "--storage", &url, "--study", "s", "--space", &other]);
-    assert!(!o.ok);
-    assert!(
-        o.err.contains("study `s` was created with another search space: parameter \"momentum\" is float[0, 0.99] in the stored space but float[0, 0.9] in")
-            && o.err.contains("other.toml"),
-        "{}",
-        o.err
-    );
+    let other = s.write("other.toml", &SMALL.replace("0.99", "0.9"));
+    let o = ask(&s.url, "s", &["--space", &other]);
+    o.refused(&["study `s` was created with another search space: parameter \"momentum\" is float[0, 0.99] in the stored space but float[0, 0.9] in", "other.toml"]);
     // Without --space, the stored space is used.
-    let o = ferrotune(&["ask", "--storage", &url, "--study", "s"]);
+    let o = ask(&s.url, "s", &[]);
     assert!(o.ok, "{}", o.err);
     // Options that differ from the stored configuration are the library's conflicts.
-    let o = ferrotune(&[
-        "ask",
-        "--storage",
-        &url,
-        "--study",
-        "s",
-        "--direction",
-        "maximize",
-        "--space",
-        &space,
-    ]);
-    assert!(!o.ok && o.err.contains("directions"), "{}", o.err);
-    let o = ferrotune(&[
-        "ask",
-        "--storage",
-        &url,
-        "--study",
-        "s",
-        "--sampler",
-        "random",
-    ]);
-    assert!(!o.ok && o.err.contains("sampler"), "{}", o.err);
-    let o = ferrotune(&[
-        "ask",
-        "--storage",
-        &url,
-        "--study",
-        "s",
-        "--sampler",
-        "annealing",
-    ]);
-    assert!(
-        !o.ok && o.err.contains("unknown sampler `annealing`"),
-        "{}",
-        o.err
-    );
+    let o = ask(&s.url, "s", &["--direction", "maximize", "--space", &space]);
+    o.refused(&["directions"]);
+    let o = ask(&s.url, "s", &["--sampler", "random"]);
+    o.refused(&["sampler"]);
+    let o = ask(&s.url, "s", &["--sampler", "annealing"]);
+    o.refused(&["unknown sampler `annealing`"]);
 }
 
 #[test]
 fn a_study_created_without_a_space_gets_one_from_the_first_ask() {
-    let (dir, url) = fresh("nospace");
-    let o = ferrotune(&["create", "--study", "s", "--storage", &url]);
+    let s = Scratch::new("ask-tell", "nospace");
+    let o = ferrotune(&["create", "--study", "s", "--storage", &s.url]);
     assert!(o.ok, "{}", o.err);
-    let o = ferrotune(&["ask", "--storage", &url, "--study", "s"]);
-    assert!(
-        !o.ok
-            && o.err
-                .contains("study `s` has no stored search space; pass --space FILE"),
-        "{}",
-        o.err
-    );
-    let space = write(&dir, "space.toml", SMALL);
-    let o = ferrotune(&["ask", "--storage", &url, "--study", "s", "--space", &space]);
+    let o = ask(&s.url, "s", &[]);
+    o.refused(&["study `s` has no stored search space; pass --space FILE"]);
+    let space = s.write("space.toml", SMALL);
+    let o = ask(&s.url, "s", &["--space", &space]);
     assert!(o.ok, "{}", o.err);
-    let o = ferrotune(&["ask", "--storage", &url, "--study", "s"]);
+    let o = ask(&s.url, "s", &[]);
     assert!(o.ok && o.out.contains("\"trial\":1"), "{}{}", o.out, o.err);
 }
 
 #[test]
 fn tell_finishes_a_trial_once_and_names_its_state_otherwise() {
-    let (dir, url) = fresh("tell");
-    let space = write(&dir, "space.toml", SMALL);
+    let s = Scratch::new("ask-tell", "tell");
+    let space = s.write("space.toml", SMALL);
     for _ in 0..6 {
-        create_and_ask(&url, "s", &space);
+        create_and_ask(&s.url, "s", &space);
     }
-    let tell = |args: &[&str]| {
-        let mut all = vec!["tell", "--storage", url.as_str(), "--study", "s"];
-        all.extend(args);
-        ferrotune(&all)
-    };
+    let tell = |args: &[&str]| on_study("tell", &s.url, "s", args);
     let o = tell(&["--trial", "0", "--value", "-1.5"]);
     assert!(o.ok, "{}", o.err);
     assert_eq!(o.out.trim(), "trial 0 complete (value -1.5)");
     let o = tell(&["--trial", "0", "--value", "2"]);
-    assert!(!o.ok);
-    assert!(
-        o.err
-            .contains("trial #0 of study `s` is complete (value -1.5), not running"),
-        "{}",
-        o.err
-    );
+    o.refused(&["trial #0 of study `s` is complete (value -1.5), not running"]);
     let o = tell(&["--trial", "99", "--value", "2"]);
-    assert!(!o.ok);
-    assert!(
-        o.err
-            .contains("study `s` has no trial #99 (its trials are #0 to #5)"),
-        "{}",
-        o.err
-    );
+    o.refused(&["study `s` has no trial #99 (its trials are #0 to #5)"]);
     // The wrong number of values changes nothing.
     let o = tell(&["--trial", "1", "--value", "1", "--value", "2"]);
-    assert!(!o.ok);
-    assert!(
-        o.err
-            .contains("has 1 objective(s) (minimize) but 2 --value was given"),
-        "{}",
-        o.err
-    );
+    o.refused(&["has 1 objective(s) (minimize) but 2 --value was given"]);
     // NaN: the library records the trial as failed with its reason.
     let o = tell(&["--trial", "1", "--value", "nan"]);
     assert!(o.ok, "{}", o.err);
@@ -394,11 +298,7 @@ fn tell_finishes_a_trial_once_and_names_its_state_otherwise() {
         o.out
     );
     let o = tell(&["--trial", "1", "--value", "1"]);
-    assert!(
-        !o.ok && o.err.contains("trial #1 of study `s` is fail (reason: "),
-        "{}",
-        o.err
-    );
+    o.refused(&["trial #1 of study `s` is fail (reason: "]);
     // Fail with a reason, pruned, and infinity as a value.
     let o = tell(&[
         "--trial",
@@ -414,13 +314,7 @@ fn tell_finishes_a_trial_once_and_names_its_state_otherwise() {
     assert!(o.ok, "{}", o.err);
     assert_eq!(o.out.trim(), "trial 3 pruned");
     let o = tell(&["--trial", "4", "--state", "pruned", "--reason", "slow"]);
-    assert!(
-        !o.ok
-            && o.err
-                .contains("--reason is recorded only with --state fail"),
-        "{}",
-        o.err
-    );
+    o.refused(&["--reason is recorded only with --state fail"]);
     let o = tell(&["--trial", "4", "--value", "inf"]);
     assert!(
         o.ok && o.out.contains("complete (value inf)"),
@@ -430,13 +324,13 @@ fn tell_finishes_a_trial_once_and_names_its_state_otherwise() {
     );
     // Bad combinations are refused before anything is opened.
     let o = tell(&["--trial", "5", "--value", "1", "--state", "fail"]);
-    assert!(!o.ok && o.err.contains("cannot be used with"), "{}", o.err);
+    o.refused(&["cannot be used with"]);
     let o = tell(&["--trial", "5"]);
-    assert!(!o.ok && o.err.contains("required"), "{}", o.err);
+    o.refused(&["required"]);
     let o = tell(&["--trial", "5", "--value", "abc"]);
-    assert!(!o.ok && o.err.contains("invalid value 'abc'"), "{}", o.err);
+    o.refused(&["invalid value 'abc'"]);
 
-    let states: Vec<String> = trials(&url, "s")
+    let states: Vec<String> = trials(&s.url, "s")
         .iter()
         .map(|t| t["state"].as_str().unwrap_or_default().to_owned())
         .collect();
@@ -444,56 +338,25 @@ fn tell_finishes_a_trial_once_and_names_its_state_otherwise() {
         states,
         ["complete", "fail", "fail", "pruned", "complete", "running"]
     );
-    let o = ferrotune(&[
-        "tell",
-        "--storage",
-        &url,
-        "--study",
-        "missing",
-        "--trial",
-        "0",
-        "--value",
-        "1",
-    ]);
-    assert!(
-        !o.ok && o.err.contains("study `missing` not found"),
-        "{}",
-        o.err
-    );
+    let o = on_study("tell", &s.url, "missing", &["--trial", "0", "--value", "1"]);
+    o.refused(&["study `missing` not found"]);
 }
 
 #[test]
 fn env_output_refuses_parameters_that_share_a_variable() {
-    let (dir, url) = fresh("clash");
-    let space = write(
-        &dir,
+    let s = Scratch::new("ask-tell", "clash");
+    let space = s.write(
         "space.json",
         r#"{"params": {"a-b": {"type": "int", "low": 0, "high": 1},
                        "a_b": {"type": "int", "low": 0, "high": 1}}}"#,
     );
-    let o = ferrotune(&[
-        "ask",
-        "--storage",
-        &url,
-        "--study",
-        "s",
-        "--space",
-        &space,
-        "--direction",
-        "minimize",
-        "--format",
-        "env",
+    let o = ask(&s.url, "s", &creating(&space, &["--format", "env"]));
+    o.refused(&[
+        "\"a-b\" and \"a_b\" both map to the environment variable FERROTUNE_PARAM_A_B",
+        "--format json",
     ]);
-    assert!(!o.ok);
     assert!(
-        o.err.contains(
-            "\"a-b\" and \"a_b\" both map to the environment variable FERROTUNE_PARAM_A_B"
-        ) && o.err.contains("--format json"),
-        "{}",
-        o.err
-    );
-    assert!(
-        trials(&url, "s").is_empty(),
+        trials(&s.url, "s").is_empty(),
         "a refused ask left a trial behind"
     );
 }

@@ -4,7 +4,7 @@
 #![cfg(unix)]
 
 use ferrotune::study::FAILED_TRIAL_ATTR;
-use ferrotune::{FrozenTrial, Storage, TrialState};
+use ferrotune::{FrozenTrial, TrialState};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -12,45 +12,23 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ferrotune");
+mod common;
 
-/// A fresh directory with the Python helper in it, and its SQLite URL.
-struct Scratch {
-    dir: PathBuf,
-    url: String,
+use common::{minimizing, Scratch, BIN};
+
+/// A fresh directory with the Python helper in it.
+fn scratch(name: &str) -> Scratch {
+    let s = Scratch::new("run", name);
+    let out = Command::new(BIN)
+        .args(["helper", "python", "--write"])
+        .arg(&s.dir)
+        .output()
+        .expect("run ferrotune helper");
+    assert!(out.status.success(), "{out:?}");
+    s
 }
 
 impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock after 1970")
-            .as_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "ferrotune-run-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).expect("temporary directory");
-        let out = Command::new(BIN)
-            .args(["helper", "python", "--write"])
-            .arg(&dir)
-            .output()
-            .expect("run ferrotune helper");
-        assert!(out.status.success(), "{out:?}");
-        let url = format!("sqlite:///{}", dir.join("hpo.db").display());
-        Scratch { dir, url }
-    }
-
-    fn write(&self, name: &str, text: &str) -> String {
-        let path = self.dir.join(name);
-        std::fs::write(&path, text).expect("write a test file");
-        path.display().to_string()
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
     fn command(&self, study: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.current_dir(&self.dir)
@@ -64,43 +42,6 @@ impl Scratch {
         let start = Instant::now();
         let out = self.command(study, args).output().expect("run ferrotune");
         Run::new(out, start.elapsed())
-    }
-
-    /// `run` with the common study flags: `--space space.toml --direction minimize
-    /// --trials TRIALS -- COMMAND…`.
-    fn run_minimizing(&self, study: &str, trials: &str, command: &[&str]) -> Run {
-        let mut args = vec![
-            "--space",
-            "space.toml",
-            "--direction",
-            "minimize",
-            "--trials",
-            trials,
-            "--",
-        ];
-        args.extend_from_slice(command);
-        self.run(study, &args)
-    }
-
-    fn storage(&self) -> Arc<dyn Storage> {
-        Arc::new(
-            ferrotune_sqlite::SqliteStorage::open_existing(&self.url).expect("the study database"),
-        )
-    }
-
-    fn trials(&self, study: &str) -> Vec<Arc<FrozenTrial>> {
-        let storage = self.storage();
-        let id = storage.study_by_name(study).expect("the study").id;
-        storage.trials(id, None).expect("its trials")
-    }
-}
-
-impl Drop for Scratch {
-    /// Removes the directory after a passing test; a failing one keeps it to look at.
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
     }
 }
 
@@ -194,7 +135,7 @@ report(loss=(x - 1) ** 2)
 
 #[test]
 fn a_python_script_reports_steps_and_a_final_value() {
-    let s = Scratch::new("python");
+    let s = scratch("python");
     s.write("train.py", TRAIN);
     s.write(
         "space.toml",
@@ -206,29 +147,22 @@ fn a_python_script_reports_steps_and_a_final_value() {
     let out = s
         .command(
             "py",
-            &[
-                "--space",
-                "space.toml",
-                "--direction",
-                "minimize",
-                "--metric",
-                "loss",
-                "--sampler",
-                "random",
-                "--pruner",
-                "none",
-                "--seed",
-                "7",
-                "--trials",
+            &minimizing(
                 "6",
-                "--jobs",
-                "2",
-                "--",
-                "python3",
-                "train.py",
-                "{x}",
-                "--momentum={momentum?}",
-            ],
+                &[
+                    "--metric",
+                    "loss",
+                    "--sampler",
+                    "random",
+                    "--pruner",
+                    "none",
+                    "--seed",
+                    "7",
+                    "--jobs",
+                    "2",
+                ],
+                &["python3", "train.py", "{x}", "--momentum={momentum?}"],
+            ),
         )
         .env("RUNNER_CWD", &s.dir)
         .output()
@@ -293,7 +227,7 @@ fn a_python_script_reports_steps_and_a_final_value() {
 
 #[test]
 fn a_hanging_program_times_out_and_is_killed() {
-    let s = Scratch::new("hang");
+    let s = scratch("hang");
     s.write("space.toml", X_SPACE);
     // It ignores SIGTERM, so only SIGKILL after the grace period ends it.
     s.write(
@@ -304,21 +238,11 @@ fn a_hanging_program_times_out_and_is_killed() {
     );
     let run = s.run(
         "hang",
-        &[
-            "--space",
-            "space.toml",
-            "--direction",
-            "minimize",
-            "--trials",
+        &minimizing(
             "1",
-            "--trial-timeout",
-            "700ms",
-            "--kill-grace",
-            "300ms",
-            "--",
-            "python3",
-            "hang.py",
-        ],
+            &["--trial-timeout", "700ms", "--kill-grace", "300ms"],
+            &["python3", "hang.py"],
+        ),
     );
     assert_eq!(run.code, Some(1), "the only trial failed: {}", run.err);
     assert!(run.took < Duration::from_secs(20), "{:?}", run.took);
@@ -338,7 +262,7 @@ fn a_hanging_program_times_out_and_is_killed() {
 
 #[test]
 fn a_crash_fails_the_trial_and_keeps_the_end_of_stderr() {
-    let s = Scratch::new("crash");
+    let s = scratch("crash");
     s.write("space.toml", X_SPACE);
     s.write(
         "crash.py",
@@ -351,18 +275,7 @@ fn a_crash_fails_the_trial_and_keeps_the_end_of_stderr() {
     );
     let run = s.run(
         "crash",
-        &[
-            "--space",
-            "space.toml",
-            "--direction",
-            "minimize",
-            "--trials",
-            "1",
-            "--quiet",
-            "--",
-            "python3",
-            "crash.py",
-        ],
+        &minimizing("1", &["--quiet"], &["python3", "crash.py"]),
     );
     assert_eq!(run.code, Some(1));
     assert!(
@@ -382,7 +295,7 @@ fn a_crash_fails_the_trial_and_keeps_the_end_of_stderr() {
     assert_eq!(lines[49], "ValueError: the data is bad");
     assert!(lines[0].starts_with("noise"), "{tail}");
 
-    let run = s.run_minimizing("segv", "1", &["python3", "segv.py"]);
+    let run = s.run("segv", &minimizing("1", &[], &["python3", "segv.py"]));
     assert_eq!(run.code, Some(1));
     let t = &s.trials("segv")[0];
     assert_eq!(
@@ -398,7 +311,7 @@ fn a_crash_fails_the_trial_and_keeps_the_end_of_stderr() {
 
 #[test]
 fn garbage_output_is_a_missing_metric() {
-    let s = Scratch::new("garbage");
+    let s = scratch("garbage");
     s.write("space.toml", X_SPACE);
     s.write(
         "garbage.sh",
@@ -409,7 +322,7 @@ fn garbage_output_is_a_missing_metric() {
         "nan.sh",
         "echo 'ferrotune: step=1 value=0.5'\necho 'ferrotune: value=nan'\n",
     );
-    let run = s.run_minimizing("garbage", "1", &["sh", "garbage.sh"]);
+    let run = s.run("garbage", &minimizing("1", &[], &["sh", "garbage.sh"]));
     assert_eq!(run.code, Some(1));
     let t = &s.trials("garbage")[0];
     assert_eq!(t.state, TrialState::Fail);
@@ -422,7 +335,7 @@ fn garbage_output_is_a_missing_metric() {
     ] {
         assert!(reason.contains(part), "{part:?} not in {reason}");
     }
-    let run = s.run_minimizing("nan", "1", &["sh", "nan.sh"]);
+    let run = s.run("nan", &minimizing("1", &[], &["sh", "nan.sh"]));
     assert_eq!(run.code, Some(1));
     let t = &s.trials("nan")[0];
     assert_eq!(t.fail_reason.as_deref(), Some("metric `value` is NaN"));
@@ -430,7 +343,7 @@ fn garbage_output_is_a_missing_metric() {
 
 #[test]
 fn a_pruned_trial_is_stopped_with_everything_it_started() {
-    let s = Scratch::new("prune");
+    let s = scratch("prune");
     s.write("space.toml", X_SPACE);
     s.write(
         "slow.py",
@@ -443,19 +356,11 @@ fn a_pruned_trial_is_stopped_with_everything_it_started() {
     );
     let run = s.run(
         "prune",
-        &[
-            "--space",
-            "space.toml",
-            "--direction",
-            "minimize",
-            "--trials",
+        &minimizing(
             "1",
-            "--pruner",
-            r#"{"type": "threshold", "upper": 1.0}"#,
-            "--",
-            "python3",
-            "slow.py",
-        ],
+            &["--pruner", r#"{"type": "threshold", "upper": 1.0}"#],
+            &["python3", "slow.py"],
+        ),
     );
     run.ok();
     assert!(run.took < Duration::from_secs(20), "{:?}", run.took);
@@ -502,24 +407,12 @@ const INTERVAL: &str = "echo \"start $(date +%s.%N) ${CUDA_VISIBLE_DEVICES:--}\"
 
 #[test]
 fn parallel_trials_never_exceed_jobs() {
-    let s = Scratch::new("jobs");
+    let s = scratch("jobs");
     s.write("space.toml", X_SPACE);
     s.write("interval.sh", INTERVAL);
     s.run(
         "jobs",
-        &[
-            "--space",
-            "space.toml",
-            "--direction",
-            "minimize",
-            "--trials",
-            "9",
-            "--jobs",
-            "3",
-            "--",
-            "sh",
-            "interval.sh",
-        ],
+        &minimizing("9", &["--jobs", "3"], &["sh", "interval.sh"]),
     )
     .ok();
     let log = std::fs::read_to_string(s.path("events.log")).unwrap();
@@ -531,28 +424,16 @@ fn parallel_trials_never_exceed_jobs() {
 
 #[test]
 fn half_gpus_pack_two_trials_per_device() {
-    let s = Scratch::new("gpus");
+    let s = scratch("gpus");
     s.write("space.toml", X_SPACE);
     s.write("interval.sh", INTERVAL);
     let run = s.run(
         "gpus",
-        &[
-            "--space",
-            "space.toml",
-            "--direction",
-            "minimize",
-            "--trials",
+        &minimizing(
             "12",
-            "--jobs",
-            "8",
-            "--gpus",
-            "0,1",
-            "--gpus-per-trial",
-            "0.5",
-            "--",
-            "sh",
-            "interval.sh",
-        ],
+            &["--jobs", "8", "--gpus", "0,1", "--gpus-per-trial", "0.5"],
+            &["sh", "interval.sh"],
+        ),
     );
     run.ok();
     assert!(run.err.contains("hold 4 trial(s)"), "{}", run.err);
@@ -570,7 +451,7 @@ fn half_gpus_pack_two_trials_per_device() {
 #[test]
 fn cpus_per_trial_pins_each_slot_to_its_own_cores() {
     let n_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let s = Scratch::new("cpus");
+    let s = scratch("cpus");
     s.write("space.toml", X_SPACE);
     s.write(
         "cpus.py",
@@ -581,21 +462,11 @@ fn cpus_per_trial_pins_each_slot_to_its_own_cores() {
     let jobs = n_cpus.min(2).to_string();
     s.run(
         "cpus",
-        &[
-            "--space",
-            "space.toml",
-            "--direction",
-            "minimize",
-            "--trials",
+        &minimizing(
             "4",
-            "--jobs",
-            &jobs,
-            "--cpus-per-trial",
-            "1",
-            "--",
-            "python3",
-            "cpus.py",
-        ],
+            &["--jobs", &jobs, "--cpus-per-trial", "1"],
+            &["python3", "cpus.py"],
+        ),
     )
     .ok();
     let log = std::fs::read_to_string(s.path("cpus.log")).unwrap();
@@ -619,20 +490,13 @@ fn cpus_per_trial_pins_each_slot_to_its_own_cores() {
 
 #[test]
 fn running_again_completes_the_study_to_n_not_n_more() {
-    let s = Scratch::new("rerun");
+    let s = scratch("rerun");
     s.write("space.toml", X_SPACE);
-    let quick = [
-        "--space",
-        "space.toml",
-        "--direction",
-        "minimize",
-        "--trials",
+    let quick = minimizing(
         "3",
-        "--",
-        "sh",
-        "-c",
-        "echo ferrotune: value=$FERROTUNE_PARAM_X",
-    ];
+        &[],
+        &["sh", "-c", "echo ferrotune: value=$FERROTUNE_PARAM_X"],
+    );
     s.run("rerun", &quick).ok();
     assert_eq!(s.trials("rerun").len(), 3);
     let again = s.run("rerun", &quick);
@@ -651,7 +515,7 @@ fn running_again_completes_the_study_to_n_not_n_more() {
 
 #[test]
 fn retried_failures_replace_their_attempt_within_the_budget() {
-    let s = Scratch::new("retry");
+    let s = scratch("retry");
     s.write("space.toml", X_SPACE);
     // Fails the first time it sees a configuration, succeeds the second time.
     s.write(
@@ -659,21 +523,7 @@ fn retried_failures_replace_their_attempt_within_the_budget() {
         "m=\"seen-$FERROTUNE_PARAM_X\"\nif [ ! -e \"$m\" ]; then touch \"$m\"; echo flaky >&2; exit 3; fi\n\
          echo \"ferrotune: value=$FERROTUNE_PARAM_X\"\n",
     );
-    let args = [
-        "--space",
-        "space.toml",
-        "--direction",
-        "minimize",
-        "--trials",
-        "4",
-        "--jobs",
-        "2",
-        "--retries",
-        "1",
-        "--",
-        "sh",
-        "flaky.sh",
-    ];
+    let args = minimizing("4", &["--jobs", "2", "--retries", "1"], &["sh", "flaky.sh"]);
     s.run("retry", &args).ok();
     let trials = s.trials("retry");
     let complete = in_state(&trials, TrialState::Complete);
@@ -692,7 +542,7 @@ fn retried_failures_replace_their_attempt_within_the_budget() {
 
 #[test]
 fn ctrl_c_interrupts_requeues_and_a_rerun_completes_the_study() {
-    let s = Scratch::new("ctrlc");
+    let s = scratch("ctrlc");
     s.write("space.toml", X_SPACE);
     s.write(
         "maybe_slow.sh",
@@ -700,21 +550,11 @@ fn ctrl_c_interrupts_requeues_and_a_rerun_completes_the_study() {
          echo \"ferrotune: value=$FERROTUNE_PARAM_X\"\n",
     );
     s.write("slow", "");
-    let args = [
-        "--space",
-        "space.toml",
-        "--direction",
-        "minimize",
-        "--trials",
+    let args = minimizing(
         "4",
-        "--jobs",
-        "2",
-        "--kill-grace",
-        "2s",
-        "--",
-        "sh",
-        "maybe_slow.sh",
-    ];
+        &["--jobs", "2", "--kill-grace", "2s"],
+        &["sh", "maybe_slow.sh"],
+    );
     let child = s
         .command("ctrlc", &args)
         .stdout(Stdio::piped())
@@ -771,26 +611,14 @@ fn ctrl_c_interrupts_requeues_and_a_rerun_completes_the_study() {
 
 #[test]
 fn mistakes_in_the_command_are_caught_before_the_first_trial() {
-    let s = Scratch::new("mistakes");
+    let s = scratch("mistakes");
     s.write(
         "space.toml",
         "[params.lr]\ntype = \"float\"\nlow = 0.1\nhigh = 1.0\n\
          [params.opt]\ntype = \"categorical\"\nchoices = [\"adam\", \"sgd\"]\n\
          [params.momentum]\ntype = \"float\"\nlow = 0.0\nhigh = 1.0\nwhen = { opt = \"sgd\" }\n",
     );
-    let base = [
-        "--space",
-        "space.toml",
-        "--direction",
-        "minimize",
-        "--trials",
-        "2",
-        "--",
-    ];
-    let with = |cmd: &[&str]| -> Run {
-        let args: Vec<&str> = base.iter().chain(cmd).copied().collect();
-        s.run("m", &args)
-    };
+    let with = |cmd: &[&str]| s.run("m", &minimizing("2", &[], cmd));
     let r = with(&["echo", "--lr={learning_rate}"]);
     assert_eq!(r.code, Some(2));
     assert!(
@@ -830,22 +658,17 @@ fn mistakes_in_the_command_are_caught_before_the_first_trial() {
 
 #[test]
 fn stored_settings_win_and_conflicts_name_the_stored_value() {
-    let s = Scratch::new("stored");
+    let s = scratch("stored");
     s.write("space.toml", X_SPACE);
-    let cmd = ["sh", "-c", "echo ferrotune: loss=$FERROTUNE_PARAM_X"];
-    let mut args = vec![
-        "--space",
-        "space.toml",
-        "--direction",
-        "minimize",
-        "--metric",
-        "loss",
-        "--trials",
-        "1",
-        "--",
-    ];
-    args.extend(cmd);
-    s.run("st", &args).ok();
+    s.run(
+        "st",
+        &minimizing(
+            "1",
+            &["--metric", "loss"],
+            &["sh", "-c", "echo ferrotune: loss=$FERROTUNE_PARAM_X"],
+        ),
+    )
+    .ok();
     let r = s.run("st", &["--trials", "2", "--", "sh", "-c", "echo other"]);
     assert_eq!(r.code, Some(2));
     assert!(
@@ -869,7 +692,7 @@ fn stored_settings_win_and_conflicts_name_the_stored_value() {
 
 #[test]
 fn json_lines_tee_and_several_objectives() {
-    let s = Scratch::new("json");
+    let s = scratch("json");
     s.write("space.toml", X_SPACE);
     s.write(
         "two.py",
@@ -928,7 +751,7 @@ fn json_lines_tee_and_several_objectives() {
 #[test]
 fn the_shell_example_runs() {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/tune-any-program");
-    let s = Scratch::new("shell");
+    let s = scratch("shell");
     let run = s.run(
         "quad",
         &[
@@ -976,7 +799,7 @@ fn the_python_helper_is_embedded_and_matches_the_example_copy() {
         "refresh it with `ferrotune helper python --write examples/tune-any-program`"
     );
     // The module prints what the runner parses.
-    let s = Scratch::new("helper");
+    let s = scratch("helper");
     s.write(
         "use.py",
         "import sys\nsys.path.insert(0, '.')\nfrom ferrotune_report import params, report\n\
@@ -998,25 +821,19 @@ fn the_python_helper_is_embedded_and_matches_the_example_copy() {
 
 #[test]
 fn timeout_stops_starting_trials_and_chdir_runs_inside_the_trial_directory() {
-    let s = Scratch::new("timeout");
+    let s = scratch("timeout");
     s.write("space.toml", X_SPACE);
     let run = s.run(
         "t",
-        &[
-            "--space",
-            "space.toml",
-            "--direction",
-            "minimize",
-            "--trials",
+        &minimizing(
             "100",
-            "--timeout",
-            "600ms",
-            "--chdir",
-            "--",
-            "sh",
-            "-c",
-            "pwd > where; sleep 0.25; echo ferrotune: value=1",
-        ],
+            &["--timeout", "600ms", "--chdir"],
+            &[
+                "sh",
+                "-c",
+                "pwd > where; sleep 0.25; echo ferrotune: value=1",
+            ],
+        ),
     );
     run.ok();
     assert!(run.err.contains("--timeout 600ms passed"), "{}", run.err);

@@ -7,12 +7,15 @@
 
 use ferrotune::{FrozenTrial, Storage, TrialState};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ferrotune");
+mod common;
+
+use common::{minimizing, Scratch, BIN};
+
 /// The variable holding the test server's URL (scripts/test.sh sets it).
 const PG_URL_VAR: &str = "FERROTUNE_TEST_POSTGRES_URL";
 const WORKERS: usize = 4;
@@ -34,34 +37,14 @@ echo "ferrotune: value=$1"
 const SPACE: &str = "[params.x]\ntype = \"float\"\nlow = 0.0\nhigh = 1.0\n";
 
 /// A fresh directory with the trial script and the space.
-struct Scratch {
-    dir: PathBuf,
+fn scratch(name: &str) -> Scratch {
+    let s = Scratch::new("worker", name);
+    s.write("trial.sh", TRIAL_SH);
+    s.write("space.toml", SPACE);
+    s
 }
 
 impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock after 1970")
-            .as_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "ferrotune-worker-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).expect("temporary directory");
-        std::fs::write(dir.join("trial.sh"), TRIAL_SH).expect("write the trial script");
-        std::fs::write(dir.join("space.toml"), SPACE).expect("write the space");
-        Scratch { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    fn sqlite_url(&self) -> String {
-        format!("sqlite:///{}", self.path("hpo.db").display())
-    }
-
     /// `ferrotune ARGS` in this directory, with the storage URL in FERROTUNE_STORAGE (as a
     /// password-holding URL should be given).
     fn ferrotune(&self, url: &str, args: &[&str]) -> Command {
@@ -78,26 +61,15 @@ impl Scratch {
     /// `ferrotune run --create-only`: the study with its budget, and no trial run.
     fn create(&self, url: &str, study: &str) -> Output {
         let script = self.path("trial.sh").display().to_string();
+        let trials = TRIALS.to_string();
+        let mut args = vec!["run", "--study", study];
+        args.extend(minimizing(
+            &trials,
+            &["--create-only"],
+            &["sh", &script, "{x}"],
+        ));
         let out = self
-            .ferrotune(
-                url,
-                &[
-                    "run",
-                    "--study",
-                    study,
-                    "--space",
-                    "space.toml",
-                    "--direction",
-                    "minimize",
-                    "--trials",
-                    &TRIALS.to_string(),
-                    "--create-only",
-                    "--",
-                    "sh",
-                    &script,
-                    "{x}",
-                ],
-            )
+            .ferrotune(url, &args)
             .output()
             .expect("run ferrotune run --create-only");
         assert!(out.status.success(), "{}", text(&out));
@@ -120,15 +92,6 @@ impl Scratch {
                 .push((worker.to_owned(), gpus.to_owned()));
         }
         runs
-    }
-}
-
-impl Drop for Scratch {
-    /// Removes the directory after a passing test; a failing one keeps it to look at.
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
     }
 }
 
@@ -251,8 +214,8 @@ fn four_workers_finish_the_study(s: &Scratch, url: &str, study: &str, storage: &
 
 #[test]
 fn four_workers_share_a_sqlite_study() {
-    let s = Scratch::new("sqlite");
-    let url = s.sqlite_url();
+    let s = scratch("sqlite");
+    let url = s.url.clone();
     let storage = ferrotune_sqlite::SqliteStorage::open(&url).expect("the database");
     four_workers_finish_the_study(&s, &url, "shared", &storage);
 }
@@ -308,14 +271,14 @@ fn four_workers_share_a_postgres_study() {
         storage: &storage,
         name: study.clone(),
     };
-    let s = Scratch::new("postgres");
+    let s = scratch("postgres");
     four_workers_finish_the_study(&s, &url, &study, &storage);
 }
 
 #[test]
 fn a_worker_needs_a_study_that_run_stored_and_never_changes_it() {
-    let s = Scratch::new("refusals");
-    let url = s.sqlite_url();
+    let s = scratch("refusals");
+    let url = s.url.clone();
     let run = |args: &[&str]| {
         let out = s.ferrotune(&url, args).output().expect("run ferrotune");
         (out.status.code(), text(&out))
@@ -367,7 +330,7 @@ fn a_worker_needs_a_study_that_run_stored_and_never_changes_it() {
     assert_eq!(code, Some(2), "{out}");
     assert!(out.contains("direction"), "{out}");
 
-    let storage = ferrotune_sqlite::SqliteStorage::open_existing(&url).expect("the database");
+    let storage = s.storage();
     let id = storage.study_by_name("stored").expect("study").id;
     assert!(storage.trials(id, None).expect("trials").is_empty());
     let settings = storage
@@ -413,8 +376,8 @@ fn write_executable(path: &Path, text: &str) {
 
 #[test]
 fn a_generated_slurm_script_runs_its_workers() {
-    let s = Scratch::new("slurm");
-    let url = s.sqlite_url();
+    let s = scratch("slurm");
+    let url = s.url.clone();
     s.create(&url, "My Study");
     let bin = s.path("bin");
     std::fs::create_dir_all(&bin).expect("bin directory");
@@ -505,41 +468,32 @@ fn a_generated_slurm_script_runs_its_workers() {
 
 #[test]
 fn launch_k8s_refuses_to_print_a_password() {
-    let out = Command::new(BIN)
-        .args([
-            "launch",
-            "k8s",
-            "--study",
-            "s",
-            "--workers",
-            "3",
-            "--image",
-            "train:1",
-        ])
-        .env("FERROTUNE_STORAGE", "postgres://bob:s3cret@db/hpo")
-        .output()
-        .expect("run ferrotune launch k8s");
+    // `ferrotune ARGS` with a password-holding storage URL in FERROTUNE_STORAGE.
+    let with_password = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env("FERROTUNE_STORAGE", "postgres://bob:s3cret@db/hpo")
+            .output()
+            .expect("run ferrotune")
+    };
+    let launch = [
+        "launch",
+        "k8s",
+        "--study",
+        "s",
+        "--workers",
+        "3",
+        "--image",
+        "train:1",
+    ];
+
+    let out = with_password(&launch);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(2), "{all}");
     assert!(!all.contains("s3cret"), "{all}");
     assert!(all.contains("kubectl create secret generic"), "{all}");
 
-    let out = Command::new(BIN)
-        .args([
-            "launch",
-            "k8s",
-            "--study",
-            "s",
-            "--workers",
-            "3",
-            "--image",
-            "train:1",
-            "--secret",
-            "hpo-db",
-        ])
-        .env("FERROTUNE_STORAGE", "postgres://bob:s3cret@db/hpo")
-        .output()
-        .expect("run ferrotune launch k8s");
+    let out = with_password(&[&launch[..], &["--secret", "hpo-db"]].concat());
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     assert!(!all.contains("s3cret"), "{all}");
@@ -548,10 +502,6 @@ fn launch_k8s_refuses_to_print_a_password() {
     assert_eq!(job["spec"]["parallelism"].as_u64(), Some(3));
 
     // The help never shows the variable's value.
-    let out = Command::new(BIN)
-        .args(["worker", "--help"])
-        .env("FERROTUNE_STORAGE", "postgres://bob:s3cret@db/hpo")
-        .output()
-        .expect("run ferrotune worker --help");
+    let out = with_password(&["worker", "--help"]);
     assert!(!text(&out).contains("s3cret"), "{}", text(&out));
 }

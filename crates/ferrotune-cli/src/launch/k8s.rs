@@ -162,10 +162,7 @@ pub fn manifest(args: &K8sArgs) -> anyhow::Result<String> {
          ferrotune/study={label}{ns} --prefix{max}\n",
         n = w.workers,
         study = serde_json::Value::from(w.study.as_str()),
-        ns = args
-            .namespace
-            .as_ref()
-            .map_or_else(String::new, |n| format!(" -n {n}")),
+        ns = namespace_flag(args),
         label = label_value(&w.study),
         max = if w.workers > 5 {
             format!(" --max-log-requests {}", w.workers)
@@ -178,14 +175,18 @@ pub fn manifest(args: &K8sArgs) -> anyhow::Result<String> {
             "# The storage URL comes from Secret {secret} (key {key}); create it with\n\
              #   kubectl create secret generic {secret}{ns} --from-literal={key}=\"$FERROTUNE_STORAGE\"\n",
             key = args.secret_key,
-            ns = args
-                .namespace
-                .as_ref()
-                .map_or_else(String::new, |n| format!(" -n {n}")),
+            ns = namespace_flag(args),
         ));
     }
     text.push_str(&job.to_document());
     Ok(text)
+}
+
+/// ` -n NAMESPACE` for the kubectl commands the messages show, or nothing.
+fn namespace_flag(args: &K8sArgs) -> String {
+    args.namespace
+        .as_ref()
+        .map_or_else(String::new, |n| format!(" -n {n}"))
 }
 
 /// The `FERROTUNE_STORAGE` variable: from the Secret, or the URL itself when it holds no
@@ -213,10 +214,7 @@ fn storage_env(args: &K8sArgs) -> anyhow::Result<Yaml> {
             )]),
         )]),
         (None, Some(url)) if has_password(url) => {
-            let ns = args
-                .namespace
-                .as_ref()
-                .map_or_else(String::new, |n| format!(" -n {n}"));
+            let ns = namespace_flag(args);
             bail!(
                 "the storage URL {} has a password, and a manifest must never hold one (anyone \
                  who can read the Job could read it). Keep the URL in a Kubernetes Secret and \

@@ -125,15 +125,21 @@ mod tests {
         t.suggest_float("x", 0.0, 1.0).unwrap();
         let x = t.frozen().params["x"].clone();
         let failed = s.tell_failed(t, "boom").unwrap();
+        // The next trial asked is `number`, with the failed configuration.
+        let ask_again = |number: u64| {
+            let mut t = s.ask().unwrap();
+            assert_eq!(t.number(), number);
+            assert_eq!(
+                t.suggest_float("x", 0.0, 1.0).unwrap().to_bits(),
+                x.as_f64().unwrap().to_bits()
+            );
+            t
+        };
         let retry = s.retry_trial(&failed).unwrap().unwrap();
         // The retry runs and is interrupted: re-queued, not counted as a second retry.
-        let mut t = s.ask().unwrap();
-        assert_eq!(t.number(), retry.number);
-        assert_eq!(
-            t.suggest_float("x", 0.0, 1.0).unwrap().to_bits(),
-            x.as_f64().unwrap().to_bits()
-        );
-        let interrupted = s.tell_failed(t, "interrupted").unwrap();
+        let interrupted = s
+            .tell_failed(ask_again(retry.number), "interrupted")
+            .unwrap();
         let again = requeue_interrupted(&s, &interrupted).unwrap();
         assert_eq!(again.state, TrialState::Waiting);
         assert_eq!(again.system_attrs[FAILED_TRIAL_ATTR], Value::from(0u64));
@@ -145,13 +151,7 @@ mod tests {
             again.system_attrs[INTERRUPTED_TRIAL_ATTR],
             Value::from(interrupted.number)
         );
-        let mut t = s.ask().unwrap();
-        assert_eq!(t.number(), again.number);
-        assert_eq!(
-            t.suggest_float("x", 0.0, 1.0).unwrap().to_bits(),
-            x.as_f64().unwrap().to_bits()
-        );
-        let failed_again = s.tell_failed(t, "boom").unwrap();
+        let failed_again = s.tell_failed(ask_again(again.number), "boom").unwrap();
         // One retry was used; the policy allows a second.
         assert!(s.retry_trial(&failed_again).unwrap().is_some());
 

@@ -346,7 +346,16 @@ fn text_of(raw: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(raw)
 }
 
-fn read_stdout(source: impl Read, mut log: File, tx: &Sender<Event>, tee: Option<&Tee>) {
+/// Reads one of the program's streams to its end: each line goes to `log` as it came (until a
+/// write fails) and to `tee`, then its text to `each`; `Closed` is sent at the end.
+fn read_stream(
+    source: impl Read,
+    stream: Stream,
+    mut log: File,
+    tx: &Sender<Event>,
+    tee: Option<&Tee>,
+    mut each: impl FnMut(std::borrow::Cow<'_, str>),
+) {
     let mut log_ok = true;
     for_each_line(source, |raw| {
         if log_ok && log.write_all(raw).is_err() {
@@ -354,8 +363,15 @@ fn read_stdout(source: impl Read, mut log: File, tx: &Sender<Event>, tee: Option
         }
         let text = text_of(raw);
         if let Some(tee) = tee {
-            tee(Stream::Stdout, &text);
+            tee(stream, &text);
         }
+        each(text);
+    });
+    let _ = tx.send(Event::Closed);
+}
+
+fn read_stdout(source: impl Read, log: File, tx: &Sender<Event>, tee: Option<&Tee>) {
+    read_stream(source, Stream::Stdout, log, tx, tee, |text| {
         if let Some(parsed) = protocol::parse_line(&text) {
             let event = match parsed {
                 Ok(report) => Event::Report(report),
@@ -367,25 +383,16 @@ fn read_stdout(source: impl Read, mut log: File, tx: &Sender<Event>, tee: Option
             let _ = tx.send(event);
         }
     });
-    let _ = tx.send(Event::Closed);
 }
 
 fn read_stderr(
     source: impl Read,
-    mut log: File,
+    log: File,
     tx: &Sender<Event>,
     tee: Option<&Tee>,
     tail: &Mutex<Tail>,
 ) {
-    let mut log_ok = true;
-    for_each_line(source, |raw| {
-        if log_ok && log.write_all(raw).is_err() {
-            log_ok = false;
-        }
-        let text = text_of(raw);
-        if let Some(tee) = tee {
-            tee(Stream::Stderr, &text);
-        }
+    read_stream(source, Stream::Stderr, log, tx, tee, |text| {
         let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
         if text.starts_with(protocol::PREFIX) {
             tail.misplaced_reports += 1;
@@ -403,7 +410,6 @@ fn read_stderr(
         }
         tail.lines.push_back(line);
     });
-    let _ = tx.send(Event::Closed);
 }
 
 #[cfg(test)]

@@ -217,6 +217,16 @@ pub fn allocate(req: &SlotRequest) -> Result<Allocation, SlotError> {
     };
     let mut n = req.jobs;
     let mut limited_by = None;
+    // Fewer slots when the GPUs or cores hold fewer trials than --jobs, saying which did:
+    // `have` devices at `per` per trial hold `cap` trials.
+    let mut limit = |cap: usize, have: usize, devices: &str, per: &dyn fmt::Display| {
+        if cap < n {
+            n = cap;
+            limited_by = Some(format!(
+                "{have} {devices} at {per} per trial hold {cap} trial(s)"
+            ));
+        }
+    };
     if let Some(share) = share {
         let cap = share.capacity(req.gpus.len());
         if cap == 0 {
@@ -229,13 +239,7 @@ pub fn allocate(req: &SlotRequest) -> Result<Allocation, SlotError> {
                 have: req.gpus.len(),
             });
         }
-        if cap < n {
-            n = cap;
-            limited_by = Some(format!(
-                "{} GPU(s) at {share} per trial hold {cap} trial(s)",
-                req.gpus.len()
-            ));
-        }
+        limit(cap, req.gpus.len(), "GPU(s)", &share);
     }
     if let Some(c) = req.cpus_per_trial {
         if c == 0 {
@@ -248,13 +252,7 @@ pub fn allocate(req: &SlotRequest) -> Result<Allocation, SlotError> {
                 have: req.cpus.len(),
             });
         }
-        if cap < n {
-            n = cap;
-            limited_by = Some(format!(
-                "{} CPU core(s) at {c} per trial hold {cap} trial(s)",
-                req.cpus.len()
-            ));
-        }
+        limit(cap, req.cpus.len(), "CPU core(s)", &c);
     }
     let slots = (0..n)
         .map(|i| Slot {
