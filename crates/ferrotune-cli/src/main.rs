@@ -275,7 +275,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Pruners => {
-            let specs = [ferrotune::PrunerSpec::Nop, ferrotune::PrunerSpec::median()];
+            let specs = [
+                ferrotune::PrunerSpec::Nop,
+                ferrotune::PrunerSpec::median(),
+                ferrotune::PrunerSpec::successive_halving(),
+                ferrotune::PrunerSpec::hyperband(),
+                ferrotune::PrunerSpec::wilcoxon(),
+            ];
             for spec in specs {
                 println!(
                     "{}",

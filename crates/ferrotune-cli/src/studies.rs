@@ -187,8 +187,12 @@ pub fn parse_pruner(s: &str) -> anyhow::Result<PrunerSpec> {
     match s {
         "median" => Ok(PrunerSpec::median()),
         "none" | "nop" => Ok(PrunerSpec::Nop),
+        "successive_halving" | "asha" => Ok(PrunerSpec::successive_halving()),
+        "hyperband" => Ok(PrunerSpec::hyperband()),
+        "wilcoxon" => Ok(PrunerSpec::wilcoxon()),
         other => anyhow::bail!(
-            "unknown pruner `{other}`; use median, none, or a JSON spec (see `ferrotune pruners`)"
+            "unknown pruner `{other}`; use median, successive_halving (asha), hyperband, \
+             wilcoxon, none, or a JSON spec (see `ferrotune pruners`)"
         ),
     }
 }

@@ -1,7 +1,8 @@
 //! Multi-objective building blocks, all on loss vectors (every objective minimized; see
-//! [`Direction::to_loss`](crate::Direction::to_loss)): non-domination ranks, the exact
-//! hypervolume, and greedy hypervolume subset selection. MOTPE uses them to pick its "good"
-//! trials; NSGA-II and the hypervolume plots will too.
+//! [`Direction::to_loss`](crate::Direction::to_loss)): non-domination ranks, crowding
+//! distances, the exact hypervolume, and greedy hypervolume subset selection. MOTPE uses them
+//! to pick its "good" trials, successive halving to rank a rung of several objectives;
+//! NSGA-II and the hypervolume plots will too.
 
 /// Whether `a` dominates `b`: no larger loss anywhere and a smaller one somewhere.
 fn dominates(a: &[f64], b: &[f64]) -> bool {
@@ -55,6 +56,50 @@ pub fn non_domination_ranks(points: &[&[f64]], enough: usize) -> Vec<usize> {
         r += 1;
     }
     rank
+}
+
+/// The crowding distance of each point within `points`, taken as one front (Deb, Pratap,
+/// Agarwal & Meyarivan, "A fast and elitist multiobjective genetic algorithm: NSGA-II", IEEE
+/// TEC 6(2), 2002, §III-B): the sum over objectives of the gap between a point's two
+/// neighbours along that objective, divided by the objective's range; the extremes of each
+/// objective get `+∞`, so a larger distance means a less crowded, more valuable point.
+///
+/// One refinement for ties: a point's neighbours are the nearest *different* values, and
+/// every point holding the smallest or largest value is an extreme. Deb's sort-based formula
+/// gives tied points different distances depending on the order they happen to be sorted in;
+/// here points sharing a value are treated alike, identical points get identical distances,
+/// and the result does not depend on the order of `points`. With distinct values in every
+/// objective it is exactly Deb's formula. An objective on which all points agree separates
+/// none of them and adds nothing, so a lone point, or a set of identical points, has
+/// distance `0`.
+pub fn crowding_distances(points: &[&[f64]]) -> Vec<f64> {
+    let n = points.len();
+    let mut distance = vec![0.0; n];
+    let n_objectives = points.first().map_or(0, |p| p.len());
+    let mut values: Vec<f64> = Vec::with_capacity(n);
+    for m in 0..n_objectives {
+        values.clear();
+        values.extend(points.iter().map(|p| p[m]));
+        values.sort_by(f64::total_cmp);
+        values.dedup_by(|a, b| a.total_cmp(b).is_eq());
+        let (Some(&lo), Some(&hi)) = (values.first(), values.last()) else {
+            continue;
+        };
+        if values.len() < 2 {
+            continue;
+        }
+        let range = hi - lo;
+        for (i, p) in points.iter().enumerate() {
+            // The position of this point's value among the distinct values.
+            let j = values.partition_point(|v| v.total_cmp(&p[m]).is_lt());
+            if j == 0 || j + 1 >= values.len() {
+                distance[i] = f64::INFINITY;
+            } else {
+                distance[i] += (values[j + 1] - values[j - 1]) / range;
+            }
+        }
+    }
+    distance
 }
 
 /// The hypervolume dominated by `points` and bounded by `reference`: the measure of
@@ -221,6 +266,58 @@ mod tests {
         assert_eq!(
             non_domination_ranks(&refs(&pts), 3),
             vec![0, 0, usize::MAX, 0, 0, usize::MAX]
+        );
+    }
+
+    #[test]
+    fn crowding_distance_of_a_known_front() {
+        // Front (1,5), (2,3), (4,2), (5,1); ranges 4 and 4.
+        let pts = vec![
+            vec![1.0, 5.0],
+            vec![2.0, 3.0],
+            vec![4.0, 2.0],
+            vec![5.0, 1.0],
+        ];
+        let d = crowding_distances(&refs(&pts));
+        assert_eq!(d[0], f64::INFINITY);
+        assert_eq!(d[3], f64::INFINITY);
+        // (2,3): neighbours 1 and 4 along x, 5 and 2 along y → 3/4 + 3/4.
+        assert_eq!(d[1], 1.5);
+        // (4,2): neighbours 2 and 5 along x, 3 and 1 along y → 3/4 + 2/4.
+        assert_eq!(d[2], 1.25);
+        // The order of the points does not matter.
+        let reversed: Vec<Vec<f64>> = pts.iter().rev().cloned().collect();
+        let mut back = crowding_distances(&refs(&reversed));
+        back.reverse();
+        assert_eq!(back, d);
+    }
+
+    #[test]
+    fn crowding_distance_treats_ties_alike() {
+        // Two identical interior points share one distance.
+        let pts = vec![
+            vec![0.0, 4.0],
+            vec![2.0, 2.0],
+            vec![2.0, 2.0],
+            vec![4.0, 0.0],
+        ];
+        let d = crowding_distances(&refs(&pts));
+        assert_eq!(d, vec![f64::INFINITY, 2.0, 2.0, f64::INFINITY]);
+        // Every point at an extreme value is an extreme.
+        let pts = vec![vec![0.0, 1.0], vec![0.0, 2.0], vec![1.0, 0.0]];
+        assert!(crowding_distances(&refs(&pts))
+            .iter()
+            .all(|d| d.is_infinite()));
+        // All points equal: nothing separates them.
+        let same = vec![vec![1.0, 1.0]; 3];
+        assert_eq!(crowding_distances(&refs(&same)), vec![0.0; 3]);
+        assert_eq!(crowding_distances(&refs(&[vec![3.0, 3.0]])), vec![0.0]);
+        assert!(crowding_distances(&[]).is_empty());
+        // An objective where all agree adds nothing; the other still separates.
+        let flat = vec![vec![1.0, 0.0], vec![1.0, 1.0], vec![1.0, 3.0]];
+        assert_eq!(
+            crowding_distances(&refs(&flat)),
+            vec![f64::INFINITY, 1.0, f64::INFINITY]
         );
     }
 

@@ -66,7 +66,8 @@ pub struct StudyOptions {
     /// must be categorical, int, or a float with a step), or a JSON spec.
     #[arg(long)]
     pub sampler: Option<String>,
-    /// median (the default for one objective), none, or a JSON spec (see `ferrotune pruners`).
+    /// median (the default for one objective), successive_halving (asha), hyperband, wilcoxon,
+    /// none, or a JSON spec (see `ferrotune pruners`).
     #[arg(long)]
     pub pruner: Option<String>,
     /// The study seed (generated and stored when not given).

@@ -1,7 +1,10 @@
-//! Numerics shared by the samplers: the complementary error function, the standard normal
-//! distribution function and its logarithm, normal interval masses, and log-sum-exp.
+//! Numerics shared by the samplers and pruners: the complementary error function, the
+//! standard normal distribution function and its logarithm, normal interval masses,
+//! log-sum-exp, and the Wilcoxon signed-rank test ([`wilcoxon`]).
 //!
 //! Everything works in log space where a value may underflow: `log_ndtr(-40.0)` is finite.
+
+pub(crate) mod wilcoxon;
 
 use std::f64::consts::{FRAC_1_SQRT_2, LN_2};
 
@@ -124,7 +127,6 @@ pub(crate) fn erfc(x: f64) -> f64 {
 }
 
 /// The standard normal distribution function `Φ(z)`.
-#[cfg(test)]
 pub(crate) fn ndtr(z: f64) -> f64 {
     0.5 * erfc(-z * FRAC_1_SQRT_2)
 }

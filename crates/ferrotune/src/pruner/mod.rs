@@ -3,31 +3,61 @@
 //!
 //! A trial asks through `Trial::should_prune` after reporting; the pruner answers from the
 //! study's history. Pruners here are pure functions of that history (plus their
-//! configuration).
+//! configuration); the multi-fidelity ones ([`SuccessiveHalvingPruner`],
+//! [`HyperbandPruner`]) also keep what they decide in storage: each trial's value at each
+//! rung in its system attributes, and an "auto" resource in the study's, so every worker
+//! agrees.
 
+mod hyperband;
 mod nop;
 mod patient;
 mod percentile;
 mod spec;
+mod successive_halving;
 mod threshold;
+mod wilcoxon;
 
+#[cfg(test)]
+mod multi_fidelity_tests;
 #[cfg(test)]
 mod test_util;
 
+pub use hyperband::{HyperbandBrackets, HyperbandPruner};
 pub use nop::NopPruner;
 pub use patient::PatientPruner;
 pub use percentile::{MedianPruner, PercentilePruner};
-pub use spec::PrunerSpec;
+pub use spec::{PrunerSpec, Resource};
+pub use successive_halving::{SuccessiveHalvingPruner, RUNG_ATTR_PREFIX};
 pub use threshold::ThresholdPruner;
+pub use wilcoxon::WilcoxonPruner;
 
 use crate::error::{Error, Result};
-use crate::study::StudyView;
+use crate::storage::StudyId;
+use crate::study::{StudyView, TrialFilter};
 use crate::trial::FrozenTrial;
+use std::sync::{Mutex, PoisonError};
 
 /// Decides whether a running trial should stop.
 pub trait Pruner: Send + Sync + std::fmt::Debug {
     /// Whether `trial` (with the intermediate values it has reported so far) should be pruned.
     fn prune(&self, study: &StudyView<'_>, trial: &FrozenTrial) -> Result<bool>;
+
+    /// The trials the sampler is shown while it samples `trial`, as a filter over the
+    /// study's trials; `None` (the default) shows them all.
+    ///
+    /// [`HyperbandPruner`] shows only the trials of `trial`'s own bracket, as Optuna does,
+    /// so a model-based sampler such as TPE learns each bracket separately (brackets stop
+    /// trials at different steps, so their pruned trials are not comparable). A trial asks
+    /// once, on its first sampled parameter; the filter is applied once to the history that
+    /// trial's sampling reads. `before_trial`, `after_trial` and the pruner itself still get
+    /// the whole study.
+    fn trial_filter(
+        &self,
+        _study: &StudyView<'_>,
+        _trial: &FrozenTrial,
+    ) -> Result<Option<TrialFilter>> {
+        Ok(None)
+    }
 }
 
 /// Errors unless the study has one objective, naming the pruner.
@@ -36,8 +66,8 @@ pub(crate) fn require_single_objective(study: &StudyView<'_>, pruner: &str) -> R
         Ok(())
     } else {
         Err(Error::Unsupported(format!(
-            "{pruner} compares one objective, but the study has {}; use NopPruner for \
-             multi-objective studies",
+            "{pruner} compares one objective, but the study has {}; use NopPruner, \
+             SuccessiveHalvingPruner or HyperbandPruner for multi-objective studies",
             study.directions().len()
         )))
     }
@@ -57,6 +87,77 @@ pub(crate) fn is_first_in_interval(
     match trial.intermediate_values.range(..step).next_back() {
         None => true,
         Some((&previous, _)) => previous < lower,
+    }
+}
+
+/// A step count a pruner decides once per study from the study's history (an "auto"
+/// resource) and keeps in the study's system attributes under `key`, first writer wins: every
+/// thread, process and later session of the study then uses the same value, even if the
+/// history it was decided from has grown since. Each pruner object remembers the values it
+/// has read, per study, so only the first call reads storage.
+#[derive(Debug)]
+pub(crate) struct StudyDecision {
+    key: &'static str,
+    /// (storage address, study id, study name) → value.
+    known: Mutex<Vec<(usize, StudyId, String, u64)>>,
+}
+
+impl StudyDecision {
+    pub(crate) fn new(key: &'static str) -> Self {
+        StudyDecision {
+            key,
+            known: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The study's value: remembered, stored, or decided now by `decide` (`None`: not yet
+    /// decidable, e.g. no trial has completed).
+    pub(crate) fn get_or_decide(
+        &self,
+        study: &StudyView<'_>,
+        decide: impl FnOnce() -> Result<Option<u64>>,
+    ) -> Result<Option<u64>> {
+        let storage = study.storage();
+        let address = storage as *const dyn crate::storage::Storage as *const () as usize;
+        let id = study.study_id();
+        let this =
+            |e: &&(usize, StudyId, String, u64)| e.0 == address && e.1 == id && e.2 == study.name();
+        // The list holds plain values, so one left by a panicking thread is still sound.
+        if let Some(e) = self
+            .known
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(this)
+        {
+            return Ok(Some(e.3));
+        }
+        let parse = |v: serde_json::Value| {
+            v.as_u64().ok_or_else(|| {
+                Error::Storage(format!(
+                    "study attribute `{}` holds {v}, not a step count",
+                    self.key
+                ))
+            })
+        };
+        let value = match storage.study_system_attr(id, self.key)? {
+            Some(v) => parse(v)?,
+            None => {
+                let Some(v) = decide()? else {
+                    return Ok(None);
+                };
+                parse(storage.set_study_system_attr_if_absent(
+                    id,
+                    self.key,
+                    &serde_json::Value::from(v),
+                )?)?
+            }
+        };
+        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+        if !known.iter().any(|e| this(&e)) {
+            known.push((address, id, study.name().to_owned(), value));
+        }
+        Ok(Some(value))
     }
 }
 

@@ -75,6 +75,18 @@ impl Pruner for PatientPruner {
             None => Ok(true),
         }
     }
+
+    /// The wrapped pruner's: a patient Hyperband still shows the sampler one bracket.
+    fn trial_filter(
+        &self,
+        study: &StudyView<'_>,
+        trial: &FrozenTrial,
+    ) -> Result<Option<crate::study::TrialFilter>> {
+        match &self.wrapped {
+            Some(p) => p.trial_filter(study, trial),
+            None => Ok(None),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -85,6 +85,10 @@ pub struct Trial<'s> {
     /// first suggestion that needs it, and shared by the trial's later suggestions (pruning
     /// reads a fresh view, since it must see the other trials' latest reports).
     view: crate::study::StudyView<'s>,
+    /// Whether the pruner's [`trial_filter`](crate::Pruner::trial_filter) has been applied
+    /// to `view` (asked on the first sampled parameter, so trials whose parameters are all
+    /// fixed never ask).
+    view_filtered: bool,
 }
 
 impl<'s> Trial<'s> {
@@ -99,6 +103,7 @@ impl<'s> Trial<'s> {
             specs: shared.snapshot(),
             new_specs: false,
             view: study.view(),
+            view_filtered: false,
         }
     }
 
@@ -222,6 +227,13 @@ impl<'s> Trial<'s> {
             return Ok(dist.low_internal());
         }
         let inner = self.study.inner();
+        if !self.view_filtered {
+            // E.g. Hyperband: the sampler sees only the trials of this trial's bracket.
+            if let Some(filter) = inner.pruner.trial_filter(&self.view, &self.frozen)? {
+                self.view = self.view.filtered(filter);
+            }
+            self.view_filtered = true;
+        }
         let view = &self.view;
         let seed = inner.config.seed;
         if self.relative.is_none() {
