@@ -106,7 +106,7 @@ fn spec_listings_build_real_samplers_and_pruners() {
     }
     let (ok, out, err) = ferrotune(&["pruners"]);
     assert!(ok, "{err}");
-    assert_eq!(out.lines().count(), 5);
+    assert_eq!(out.lines().count(), 8);
     for line in out.lines() {
         let spec: ferrotune::PrunerSpec = serde_json::from_str(line).expect(line);
         spec.build().expect(line);
