@@ -23,8 +23,11 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// The record format's version; bump it when a field changes meaning.
-pub const RECORD_VERSION: u32 = 2;
+/// The record format's version; bump it when a field changes meaning. Version 3 added the
+/// multi-fidelity fields of the simulated runs ([`crate::simulate`]): `step`, `fidelity`,
+/// `consumed_budget`, `sim_start`, `sim_end`, `worker` and `best_any_fidelity`, all optional
+/// (absent, or `null`, in the records of plain runs and of versions 1 and 2).
+pub const RECORD_VERSION: u32 = 3;
 
 /// One trial of one run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -53,6 +56,37 @@ pub struct Record {
     /// objective excluded: ferrotune's as timed here, a peer's as timed by the driver around
     /// its own calls (the pipe to the driver excluded).
     pub overhead_ms: f64,
+    /// The last step the trial ran (and reported), in a simulated multi-fidelity run.
+    #[serde(default)]
+    pub step: Option<u64>,
+    /// That step as a fraction of the problem's maximum fidelity (1 for a trial run to the
+    /// end).
+    #[serde(default)]
+    pub fidelity: Option<f64>,
+    /// The budget consumed by the whole run when this trial ended, in full-fidelity
+    /// equivalents (steps started so far / the problem's maximum steps).
+    #[serde(default)]
+    pub consumed_budget: Option<f64>,
+    /// Simulated seconds at which the trial started.
+    #[serde(default)]
+    pub sim_start: Option<f64>,
+    /// Simulated seconds at which the trial ended.
+    #[serde(default)]
+    pub sim_end: Option<f64>,
+    /// The simulated worker that ran the trial.
+    #[serde(default)]
+    pub worker: Option<u32>,
+    /// The best value the run observed at any fidelity so far (any step of any trial);
+    /// `best_so_far` of a simulated run counts only values at the maximum fidelity.
+    #[serde(default)]
+    pub best_any_fidelity: Option<f64>,
+}
+
+impl Record {
+    /// Whether the record comes from a simulated multi-fidelity run ([`crate::simulate`]).
+    pub fn is_simulated(&self) -> bool {
+        self.sim_end.is_some()
+    }
 }
 
 /// The time one sampler takes to ask for (and sample) a new trial once the study holds
@@ -154,6 +188,13 @@ impl RunRecords {
             best_so_far: self.best,
             incumbent_expected: self.incumbent_expected,
             overhead_ms,
+            step: None,
+            fidelity: None,
+            consumed_budget: None,
+            sim_start: None,
+            sim_end: None,
+            worker: None,
+            best_any_fidelity: None,
         });
     }
 
@@ -280,7 +321,10 @@ fn label_of(spec: &SamplerSpec) -> String {
 
 /// Calls `f` with each line of the JSON Lines file at `path` that is a `T`, skipping the
 /// others; nothing when the file does not exist.
-fn for_each_line_of<T: DeserializeOwned>(path: &Path, mut f: impl FnMut(T)) -> std::io::Result<()> {
+pub(crate) fn for_each_line_of<T: DeserializeOwned>(
+    path: &Path,
+    mut f: impl FnMut(T),
+) -> std::io::Result<()> {
     if !path.exists() {
         return Ok(());
     }
@@ -293,7 +337,7 @@ fn for_each_line_of<T: DeserializeOwned>(path: &Path, mut f: impl FnMut(T)) -> s
 }
 
 /// `path` opened for appending, created when missing.
-fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+pub(crate) fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -427,7 +471,10 @@ fn check_labels(contenders: &[Contender]) -> Result<(), HarnessError> {
 }
 
 /// Appends one JSON line per item, in one write.
-fn append_lines<T: Serialize>(file: &mut std::fs::File, items: &[T]) -> Result<(), HarnessError> {
+pub(crate) fn append_lines<T: Serialize>(
+    file: &mut std::fs::File,
+    items: &[T],
+) -> Result<(), HarnessError> {
     let mut text = String::new();
     for item in items {
         text.push_str(&serde_json::to_string(item)?);

@@ -4,11 +4,13 @@
 //! `bench/peers/` holds the Python scripts that measure Optuna and Rustuna on the overhead and
 //! storage loops, and `requirements.txt`, which pins the peers.
 
+pub mod fidelity;
 pub mod harness;
 pub mod ml;
 pub mod peer;
 pub mod problem;
 pub mod report;
+pub mod simulate;
 pub mod stats;
 pub mod svg;
 pub mod synthetic;

@@ -15,8 +15,10 @@
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use ferrotune_bench::fidelity::find_fidelity_problems;
 use ferrotune_bench::harness::{ask_time_all, run_all, AskTimeRecord, Contender, Record};
 use ferrotune_bench::peer::PeerConfig;
+use ferrotune_bench::simulate::{self, simulate_all, SimConfig};
 use ferrotune_bench::{find_problems, report};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -91,6 +93,35 @@ enum Command {
         #[command(flatten)]
         peers: PeerArgs,
     },
+    /// Simulate W workers on a simulated clock running the multi-fidelity problems step by
+    /// step through the real study, sampler and pruner; appends one JSON line per finished
+    /// trial (labelled `sampler+pruner@workers`) for every run not yet in the file, then
+    /// prints the whole file's simulated report.
+    Simulate {
+        /// Multi-fidelity problems (comma list): mfh3_good, mfh3_moderate, mfh3_bad,
+        /// mfh3_terrible, the same for mfh6, branin_mf, lc_hartmann6; all by default.
+        #[arg(long, value_delimiter = ',')]
+        problems: Vec<String>,
+        /// ferrotune samplers, as for `run` (no peers).
+        #[arg(long, value_delimiter = ';', default_value = "random,tpe")]
+        samplers: Vec<String>,
+        /// Pruners (comma list outside JSON, `;` between): nop, median, successive_halving
+        /// (sh, asha), hyperband, wilcoxon, or a JSON pruner spec.
+        #[arg(long, value_delimiter = ';', default_value = "nop,successive_halving")]
+        pruners: Vec<String>,
+        /// Simulated worker counts (comma list).
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        workers: Vec<u32>,
+        /// Seeds 0..N.
+        #[arg(long, default_value_t = 5)]
+        seeds: u64,
+        /// Budget per run in full-fidelity equivalents (steps started / maximum steps).
+        #[arg(long, default_value_t = 50.0)]
+        budget_fe: f64,
+        /// The results file.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Print the markdown report of a results file: regret per problem, average ranks,
     /// ferrotune vs peers (Mann–Whitney U, Holm-corrected) and, optionally, ask times.
     Report {
@@ -148,9 +179,9 @@ impl PeerArgs {
     }
 }
 
-/// The samplers of `--samplers`: `;`-separated groups, each a JSON spec or a comma list.
-fn contenders(samplers: &[String]) -> anyhow::Result<Vec<Contender>> {
-    let contenders = samplers
+/// The items of a `;`-separated list of groups, each a JSON spec or a comma list.
+fn items(groups: &[String]) -> Vec<&str> {
+    groups
         .iter()
         .flat_map(|s| {
             if s.trim_start().starts_with('{') {
@@ -159,6 +190,62 @@ fn contenders(samplers: &[String]) -> anyhow::Result<Vec<Contender>> {
                 s.split(',').filter(|t| !t.trim().is_empty()).collect()
             }
         })
+        .collect()
+}
+
+/// The simulated runs' settings: every sampler × pruner × worker count.
+fn sim_configs(
+    samplers: &[String],
+    pruners: &[String],
+    workers: &[u32],
+    budget_fe: f64,
+) -> anyhow::Result<Vec<SimConfig>> {
+    if !(budget_fe.is_finite() && budget_fe > 0.0) {
+        bail!("--budget-fe must be a positive number, not {budget_fe}");
+    }
+    if workers.is_empty() || workers.contains(&0) {
+        bail!("--workers needs counts of at least 1");
+    }
+    let pruners = items(pruners)
+        .into_iter()
+        .map(simulate::parse_pruner)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut configs = Vec::new();
+    for contender in contenders(samplers)? {
+        let Contender::Ferrotune { label, spec } = contender else {
+            bail!(
+                "`{}`: simulate runs ferrotune's samplers only",
+                contender.label()
+            );
+        };
+        for (pruner_label, pruner) in &pruners {
+            for &w in workers {
+                configs.push(SimConfig {
+                    sampler_label: label.clone(),
+                    sampler: spec.clone(),
+                    pruner_label: pruner_label.clone(),
+                    pruner: pruner.clone(),
+                    workers: w,
+                    budget_fe,
+                });
+            }
+        }
+    }
+    let mut labels: Vec<String> = configs.iter().map(SimConfig::label).collect();
+    labels.sort();
+    if let Some(pair) = labels.windows(2).find(|p| p[0] == p[1]) {
+        bail!(
+            "two runs are labelled `{}`; give each sampler and pruner once",
+            pair[0]
+        );
+    }
+    Ok(configs)
+}
+
+/// The samplers of `--samplers`: `;`-separated groups, each a JSON spec or a comma list.
+fn contenders(samplers: &[String]) -> anyhow::Result<Vec<Contender>> {
+    let contenders = items(samplers)
+        .into_iter()
         .map(Contender::parse)
         .collect::<Result<Vec<_>, _>>()?;
     if contenders.is_empty() {
@@ -254,13 +341,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let records: Vec<AskTimeRecord> = report::read_jsonl(&out)?;
             print!("{}", report::ask_time_markdown(&records));
         }
+        Command::Simulate {
+            problems,
+            samplers,
+            pruners,
+            workers,
+            seeds,
+            budget_fe,
+            out,
+        } => {
+            let chosen = find_fidelity_problems(&problems)?;
+            let configs = sim_configs(&samplers, &pruners, &workers, budget_fe)?;
+            let seeds: Vec<u64> = (0..seeds).collect();
+            let progress = simulate_all(&chosen, &configs, &seeds, &out)?;
+            eprintln!(
+                "{} simulated run(s) done, {} already in {}",
+                progress.ran,
+                progress.skipped,
+                out.display()
+            );
+            let records: Vec<Record> = report::read_jsonl(&out)?;
+            print!("{}", simulate::simulate_markdown(&records));
+        }
         Command::Report {
             file,
             ask_time,
             svg,
             data,
         } => {
-            let records: Vec<Record> = report::read_jsonl(&file)?;
+            let all: Vec<Record> = report::read_jsonl(&file)?;
+            let (simulated, records): (Vec<Record>, Vec<Record>) =
+                all.into_iter().partition(Record::is_simulated);
+            print!("{}", simulate::simulate_markdown(&simulated));
             let ask_times = match &ask_time {
                 Some(path) => report::read_jsonl(path)?,
                 None => Vec::new(),

@@ -866,6 +866,13 @@ mod tests {
                     best_so_far: Some(best),
                     incumbent_expected: None,
                     overhead_ms: 0.5,
+                    step: None,
+                    fidelity: None,
+                    consumed_budget: None,
+                    sim_start: None,
+                    sim_end: None,
+                    worker: None,
+                    best_any_fidelity: None,
                 }
             })
             .collect()

@@ -54,51 +54,74 @@ pub fn branin(x: &[f64]) -> f64 {
     a * (x[1] - b * x[0] * x[0] + c * x[0] - r).powi(2) + s * (1.0 - t) * x[0].cos() + s
 }
 
-const HARTMANN_ALPHA: [f64; 4] = [1.0, 1.2, 3.0, 3.2];
+/// Hartmann's weights α of its four Gaussian bumps (shared by the 3-d and 6-d functions).
+pub(crate) const HARTMANN_ALPHA: [f64; 4] = [1.0, 1.2, 3.0, 3.2];
 
-fn hartmann<const D: usize>(x: &[f64], a: &[[f64; D]; 4], p: &[[f64; D]; 4]) -> f64 {
+/// Hartmann 3-d's matrix A.
+const HARTMANN3_A: [[f64; 3]; 4] = [
+    [3.0, 10.0, 30.0],
+    [0.1, 10.0, 35.0],
+    [3.0, 10.0, 30.0],
+    [0.1, 10.0, 35.0],
+];
+/// Hartmann 3-d's matrix P (×10⁴).
+const HARTMANN3_P: [[f64; 3]; 4] = [
+    [3689.0, 1170.0, 2673.0],
+    [4699.0, 4387.0, 7470.0],
+    [1091.0, 8732.0, 5547.0],
+    [381.0, 5743.0, 8828.0],
+];
+/// Hartmann 6-d's matrix A.
+const HARTMANN6_A: [[f64; 6]; 4] = [
+    [10.0, 3.0, 17.0, 3.5, 1.7, 8.0],
+    [0.05, 10.0, 17.0, 0.1, 8.0, 14.0],
+    [3.0, 3.5, 1.7, 10.0, 17.0, 8.0],
+    [17.0, 8.0, 0.05, 10.0, 0.1, 14.0],
+];
+/// Hartmann 6-d's matrix P (×10⁴).
+const HARTMANN6_P: [[f64; 6]; 4] = [
+    [1312.0, 1696.0, 5569.0, 124.0, 8283.0, 5886.0],
+    [2329.0, 4135.0, 8307.0, 3736.0, 1004.0, 9991.0],
+    [2348.0, 1451.0, 3522.0, 2883.0, 3047.0, 6650.0],
+    [4047.0, 8828.0, 8732.0, 5743.0, 1091.0, 381.0],
+];
+
+fn hartmann<const D: usize>(
+    x: &[f64],
+    alpha: &[f64; 4],
+    a: &[[f64; D]; 4],
+    p: &[[f64; D]; 4],
+) -> f64 {
     -(0..4)
         .map(|i| {
             let inner: f64 = (0..D)
                 .map(|j| a[i][j] * (x[j] - p[i][j] * 1e-4).powi(2))
                 .sum();
-            HARTMANN_ALPHA[i] * (-inner).exp()
+            alpha[i] * (-inner).exp()
         })
         .sum::<f64>()
 }
 
+/// Hartmann 3-d with its weights α replaced by `alpha` (the multi-fidelity variants lower
+/// them at low fidelity); `alpha = HARTMANN_ALPHA` is [`hartmann3`].
+pub(crate) fn hartmann3_with(x: &[f64], alpha: &[f64; 4]) -> f64 {
+    hartmann(x, alpha, &HARTMANN3_A, &HARTMANN3_P)
+}
+
+/// Hartmann 6-d with its weights α replaced by `alpha`; `alpha = HARTMANN_ALPHA` is
+/// [`hartmann6`].
+pub(crate) fn hartmann6_with(x: &[f64], alpha: &[f64; 4]) -> f64 {
+    hartmann(x, alpha, &HARTMANN6_A, &HARTMANN6_P)
+}
+
 /// Hartmann 3-d on [0, 1]³; minimum −3.86278.
 pub fn hartmann3(x: &[f64]) -> f64 {
-    const A: [[f64; 3]; 4] = [
-        [3.0, 10.0, 30.0],
-        [0.1, 10.0, 35.0],
-        [3.0, 10.0, 30.0],
-        [0.1, 10.0, 35.0],
-    ];
-    const P: [[f64; 3]; 4] = [
-        [3689.0, 1170.0, 2673.0],
-        [4699.0, 4387.0, 7470.0],
-        [1091.0, 8732.0, 5547.0],
-        [381.0, 5743.0, 8828.0],
-    ];
-    hartmann(x, &A, &P)
+    hartmann3_with(x, &HARTMANN_ALPHA)
 }
 
 /// Hartmann 6-d on [0, 1]⁶; minimum −3.32237.
 pub fn hartmann6(x: &[f64]) -> f64 {
-    const A: [[f64; 6]; 4] = [
-        [10.0, 3.0, 17.0, 3.5, 1.7, 8.0],
-        [0.05, 10.0, 17.0, 0.1, 8.0, 14.0],
-        [3.0, 3.5, 1.7, 10.0, 17.0, 8.0],
-        [17.0, 8.0, 0.05, 10.0, 0.1, 14.0],
-    ];
-    const P: [[f64; 6]; 4] = [
-        [1312.0, 1696.0, 5569.0, 124.0, 8283.0, 5886.0],
-        [2329.0, 4135.0, 8307.0, 3736.0, 1004.0, 9991.0],
-        [2348.0, 1451.0, 3522.0, 2883.0, 3047.0, 6650.0],
-        [4047.0, 8828.0, 8732.0, 5743.0, 1091.0, 381.0],
-    ];
-    hartmann(x, &A, &P)
+    hartmann6_with(x, &HARTMANN_ALPHA)
 }
 
 /// Rosenbrock on [−5, 10]^d; minimum 0 at (1, …, 1).

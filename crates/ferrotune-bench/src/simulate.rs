@@ -1,0 +1,676 @@
+//! Simulated parallel workers on a simulated clock: the multi-fidelity problems of
+//! [`crate::fidelity`] optimized by the real ferrotune [`Study`] (in-memory storage, sampler
+//! and pruner from their specs) with `W` workers, without threads and without sleeping.
+//!
+//! The design follows Syne Tune's simulator backend (Salinas et al., "Syne Tune: a library
+//! for large scale hyperparameter tuning and reproducible research", AutoML-Conf 2022) and
+//! the multi-fidelity plan of `shared/reference/rust_ecosystem.md` §C3 item 5: each worker
+//! asks the study for a trial ([`Study::ask`]; several live trials borrow the study at once),
+//! runs it step by step, each step taking [`FidelityProblem::cost`] simulated seconds,
+//! reports the step's value through [`Trial::report`] when the step ends and asks
+//! [`Trial::should_prune`], so the pruner decides from storage exactly as in production, and
+//! finishes it with [`Study::tell`] (last step reached) or [`Study::tell_pruned`]. Step ends
+//! are events in a queue ordered by (simulated time, worker id), so the interleaving, and
+//! with it the whole run, is a function of the seed.
+//!
+//! The run stops when its budget is spent: `budget_fe` full-fidelity equivalents, that is
+//! `budget_fe · max_steps` steps started. A trial whose next step finds the budget spent is
+//! told Fail ("budget spent"); its record keeps its last value.
+//!
+//! Each finished trial gives one [`Record`] (in finishing order), labelled
+//! `{sampler}+{pruner}@{workers}` in its `sampler` field (see [`label`]), so the plain
+//! report's grouping and resuming by (problem, sampler, seed) work unchanged. `best_so_far`
+//! is the best value observed at the maximum fidelity (what a user could deploy: a pruned
+//! trial never reaches it), as Syne Tune's and mfpbench's incumbent traces do for
+//! multi-fidelity runs; `best_any_fidelity` tracks the best value seen at any step.
+//! `overhead_ms` is 0: the simulated clock counts only the problem's costs, so the records
+//! are bitwise repeatable.
+
+use crate::fidelity::FidelityProblem;
+use crate::harness::{
+    append_lines, for_each_line_of, noise_seed, open_append, HarnessError, Record, RECORD_VERSION,
+};
+use ferrotune::{PrunerSpec, SamplerSpec, Study, Trial, TrialState};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// One simulated run's settings.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// The sampler's label, as the command line names it (`random`, `tpe`, …).
+    pub sampler_label: String,
+    /// The sampler.
+    pub sampler: SamplerSpec,
+    /// The pruner's label (`nop`, `median`, `successive_halving`, `hyperband`, …).
+    pub pruner_label: String,
+    /// The pruner.
+    pub pruner: PrunerSpec,
+    /// Simulated workers (at least 1).
+    pub workers: u32,
+    /// The budget in full-fidelity equivalents.
+    pub budget_fe: f64,
+}
+
+impl SimConfig {
+    /// The label the records carry: `{sampler}+{pruner}@{workers}`.
+    pub fn label(&self) -> String {
+        label(&self.sampler_label, &self.pruner_label, self.workers)
+    }
+}
+
+/// `{sampler}+{pruner}@{workers}`: a simulated run's label (e.g. `tpe+successive_halving@16`),
+/// held in its records' `sampler` field.
+pub fn label(sampler: &str, pruner: &str, workers: u32) -> String {
+    format!("{sampler}+{pruner}@{workers}")
+}
+
+/// Splits a label of [`label`] into sampler, pruner and workers.
+pub fn split_label(label: &str) -> Option<(&str, &str, u32)> {
+    let (rest, workers) = label.rsplit_once('@')?;
+    let (sampler, pruner) = rest.split_once('+')?;
+    Some((sampler, pruner, workers.parse().ok()?))
+}
+
+/// The pruners the command line knows by name: `nop`, `median`, `successive_halving` (or
+/// `sh`, `asha`), `hyperband`, `wilcoxon` (Optuna's defaults, as [`PrunerSpec`]'s
+/// constructors give them), or a JSON [`PrunerSpec`], labelled by its `type`.
+pub fn parse_pruner(text: &str) -> Result<(String, PrunerSpec), HarnessError> {
+    let text = text.trim();
+    let spec = match text {
+        "nop" | "none" => PrunerSpec::Nop,
+        "median" => PrunerSpec::median(),
+        "successive_halving" | "sh" | "asha" => PrunerSpec::successive_halving(),
+        "hyperband" => PrunerSpec::hyperband(),
+        "wilcoxon" => PrunerSpec::wilcoxon(),
+        _ if text.starts_with('{') => {
+            let spec: PrunerSpec = serde_json::from_str(text)?;
+            let value = serde_json::to_value(&spec)?;
+            let name = value
+                .get("type")
+                .and_then(|t| t.as_str())
+                .unwrap_or("custom")
+                .to_owned();
+            return Ok((name, spec));
+        }
+        _ => {
+            return Err(HarnessError::UnknownSampler {
+                name: text.to_owned(),
+                reason: "the pruners are nop, median, successive_halving (sh, asha), \
+                         hyperband, wilcoxon, or a JSON spec such as \
+                         {\"type\":\"hyperband\",\"reduction_factor\":3}"
+                    .into(),
+            })
+        }
+    };
+    let name = match text {
+        "none" => "nop",
+        "sh" | "asha" => "successive_halving",
+        other => other,
+    };
+    Ok((name.to_owned(), spec))
+}
+
+/// A trial running on a worker.
+struct Running<'s> {
+    trial: Trial<'s>,
+    /// The step now running (its end is the worker's next event).
+    step: u64,
+    /// The value of the last step that ended.
+    last_value: Option<f64>,
+    /// When the trial started.
+    start: f64,
+}
+
+/// The run's tallies while it goes.
+struct Tally {
+    /// Steps started so far.
+    steps: u64,
+    /// Steps the budget allows.
+    budget_steps: u64,
+    max_steps: u64,
+    best_max: Option<f64>,
+    best_any: Option<f64>,
+}
+
+impl Tally {
+    fn consumed(&self) -> f64 {
+        self.steps as f64 / self.max_steps as f64
+    }
+}
+
+/// Runs `problem` with `config` and `seed` on the simulated clock; returns one record per
+/// finished trial, in the order they finished (ties in worker order).
+pub fn simulate(
+    problem: &dyn FidelityProblem,
+    config: &SimConfig,
+    seed: u64,
+) -> Result<Vec<Record>, HarnessError> {
+    let study = Study::builder()
+        .name(format!("{}-{}", problem.name(), config.label()))
+        .sampler(config.sampler.clone())
+        .pruner(config.pruner.clone())
+        .seed(seed)
+        .build()?;
+    let workers = config.workers.max(1) as usize;
+    let max_steps = problem.max_steps().max(1);
+    let mut tally = Tally {
+        steps: 0,
+        budget_steps: (config.budget_fe.max(0.0) * max_steps as f64).floor() as u64,
+        max_steps,
+        best_max: None,
+        best_any: None,
+    };
+    let label = config.label();
+    let record = |running: &Running<'_>,
+                  state: TrialState,
+                  end: f64,
+                  worker: usize,
+                  tally: &Tally|
+     -> Record {
+        Record {
+            version: RECORD_VERSION,
+            problem: problem.name(),
+            sampler: label.clone(),
+            seed,
+            trial: running.trial.number(),
+            state,
+            value: running.last_value,
+            best_so_far: tally.best_max,
+            incumbent_expected: None,
+            overhead_ms: 0.0,
+            step: Some(if running.last_value.is_some() {
+                running.step
+            } else {
+                0
+            }),
+            fidelity: Some(if running.last_value.is_some() {
+                running.step as f64 / max_steps as f64
+            } else {
+                0.0
+            }),
+            consumed_budget: Some(tally.consumed()),
+            sim_start: Some(running.start),
+            sim_end: Some(end),
+            worker: u32::try_from(worker).ok(),
+            best_any_fidelity: tally.best_any,
+        }
+    };
+    let mut records = Vec::new();
+    let mut live: Vec<Option<Running<'_>>> = (0..workers).map(|_| None).collect();
+    let mut next_event: Vec<Option<f64>> = vec![None; workers];
+    // At time 0, every worker asks for a trial, in worker order.
+    for w in 0..workers {
+        start_trial(
+            &study,
+            problem,
+            &mut tally,
+            &mut live[w],
+            &mut next_event[w],
+            0.0,
+        )?;
+    }
+    while let Some((w, now)) = next_event
+        .iter()
+        .enumerate()
+        .filter_map(|(w, t)| t.map(|t| (w, t)))
+        .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)))
+    {
+        next_event[w] = None;
+        let Some(mut running) = live[w].take() else {
+            continue;
+        };
+        let value = problem.evaluate_at(
+            &running.trial.frozen().params,
+            running.step,
+            noise_seed(seed, running.trial.number()),
+        );
+        running.trial.report(running.step, value)?;
+        running.last_value = Some(value);
+        if tally.best_any.is_none_or(|b| value < b) {
+            tally.best_any = Some(value);
+        }
+        let finished = if running.step >= max_steps {
+            if tally.best_max.is_none_or(|b| value < b) {
+                tally.best_max = Some(value);
+            }
+            Some(TrialState::Complete)
+        } else if running.trial.should_prune()? {
+            Some(TrialState::Pruned)
+        } else if tally.steps >= tally.budget_steps {
+            Some(TrialState::Fail)
+        } else {
+            None
+        };
+        match finished {
+            None => {
+                running.step += 1;
+                tally.steps += 1;
+                next_event[w] = Some(now + step_cost(problem, &running));
+                live[w] = Some(running);
+            }
+            Some(state) => {
+                let r = record(&running, state, now, w, &tally);
+                let done = match state {
+                    TrialState::Complete => study.tell(running.trial, value)?,
+                    TrialState::Pruned => study.tell_pruned(running.trial)?,
+                    _ => study.tell_failed(running.trial, "budget spent")?,
+                };
+                records.push(Record {
+                    state: done.state,
+                    ..r
+                });
+                start_trial(
+                    &study,
+                    problem,
+                    &mut tally,
+                    &mut live[w],
+                    &mut next_event[w],
+                    now,
+                )?;
+            }
+        }
+    }
+    Ok(records)
+}
+
+/// The simulated seconds of the running step of `running`.
+fn step_cost(problem: &dyn FidelityProblem, running: &Running<'_>) -> f64 {
+    problem
+        .cost(&running.trial.frozen().params, running.step)
+        .max(0.0)
+}
+
+/// Starts a new trial on a worker at `now` (its first step) when the budget allows one.
+fn start_trial<'s>(
+    study: &'s Study,
+    problem: &dyn FidelityProblem,
+    tally: &mut Tally,
+    slot: &mut Option<Running<'s>>,
+    next_event: &mut Option<f64>,
+    now: f64,
+) -> Result<(), HarnessError> {
+    if tally.steps >= tally.budget_steps {
+        return Ok(());
+    }
+    let mut trial = study.ask()?;
+    problem.suggest(&mut trial)?;
+    tally.steps += 1;
+    let running = Running {
+        trial,
+        step: 1,
+        last_value: None,
+        start: now,
+    };
+    *next_event = Some(now + step_cost(problem, &running));
+    *slot = Some(running);
+    Ok(())
+}
+
+/// What [`simulate_all`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SimProgress {
+    /// Runs executed now.
+    pub ran: usize,
+    /// Runs found in the file and skipped.
+    pub skipped: usize,
+}
+
+/// Runs every (problem, config, seed) whose label has no record yet in `out` (a run's
+/// records are appended together when it ends, so a run in the file is complete), appending
+/// each run's records.
+pub fn simulate_all(
+    problems: &[Box<dyn FidelityProblem>],
+    configs: &[SimConfig],
+    seeds: &[u64],
+    out: &Path,
+) -> Result<SimProgress, HarnessError> {
+    let mut done = HashSet::new();
+    for_each_line_of(out, |r: Record| {
+        if r.is_simulated() {
+            done.insert((r.problem, r.sampler, r.seed));
+        }
+    })?;
+    let mut file = open_append(out)?;
+    let mut progress = SimProgress::default();
+    for problem in problems {
+        for config in configs {
+            for &seed in seeds {
+                if done.contains(&(problem.name(), config.label(), seed)) {
+                    progress.skipped += 1;
+                    continue;
+                }
+                let records = simulate(problem.as_ref(), config, seed)?;
+                append_lines(&mut file, &records)?;
+                progress.ran += 1;
+            }
+        }
+    }
+    Ok(progress)
+}
+
+/// The median of `values` (NaN-free), or `None` when empty; `+∞` counts as a value.
+fn median(values: &mut [f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    Some(if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    })
+}
+
+/// The best value at maximum fidelity reached by `run` (records of one seed, in finishing
+/// order) by the time `key` of a record is at most `limit`.
+fn best_by(run: &[&Record], limit: f64, key: impl Fn(&Record) -> Option<f64>) -> Option<f64> {
+    run.iter()
+        .filter(|r| key(r).is_some_and(|k| k <= limit))
+        .filter_map(|r| r.best_so_far)
+        .reduce(f64::min)
+}
+
+/// When `run` first had a best value at maximum fidelity at most `target` (`+∞` if never).
+fn time_to(run: &[&Record], target: f64) -> f64 {
+    run.iter()
+        .find(|r| r.best_so_far.is_some_and(|b| b <= target))
+        .and_then(|r| r.sim_end)
+        .unwrap_or(f64::INFINITY)
+}
+
+/// The best value at maximum fidelity of a whole run (`+∞` if none).
+fn final_best(run: &[&Record]) -> f64 {
+    run.iter()
+        .filter_map(|r| r.best_so_far)
+        .reduce(f64::min)
+        .unwrap_or(f64::INFINITY)
+}
+
+fn cell(v: Option<f64>) -> String {
+    v.map_or_else(|| "—".to_owned(), |v| format!("{v:.4}"))
+}
+
+/// The markdown report of simulated runs, per problem: the median over seeds of the best
+/// value at maximum fidelity against simulated wall-clock time (at fractions of the
+/// problem's longest run) and against consumed budget (at fractions of the largest budget
+/// consumed), then, for each worker count, the simulated time each contender needs to reach
+/// the final median of random search without pruning (`random+nop@W`), and random's time
+/// divided by it (the speed-up; `—` when a median time is never reached). Records of plain
+/// runs are ignored.
+pub fn simulate_markdown(records: &[Record]) -> String {
+    // problem → label → seed → records in finishing order.
+    let mut runs: BTreeMap<&str, BTreeMap<&str, BTreeMap<u64, Vec<&Record>>>> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.is_simulated()) {
+        runs.entry(&r.problem)
+            .or_default()
+            .entry(&r.sampler)
+            .or_default()
+            .entry(r.seed)
+            .or_default()
+            .push(r);
+    }
+    let mut out = String::new();
+    if runs.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "# Simulated multi-fidelity runs\n");
+    let _ = writeln!(
+        out,
+        "Median over seeds of the best value observed at maximum fidelity; `—`: none yet.\n"
+    );
+    const FRACTIONS: [f64; 5] = [1.0 / 64.0, 1.0 / 16.0, 0.25, 0.5, 1.0];
+    for (problem, by_label) in &runs {
+        let all = || by_label.values().flat_map(|s| s.values()).flatten();
+        let t_max = all().filter_map(|r| r.sim_end).fold(0.0, f64::max);
+        let b_max = all().filter_map(|r| r.consumed_budget).fold(0.0, f64::max);
+        let seeds = by_label.values().map(BTreeMap::len).max().unwrap_or(0);
+        let _ = writeln!(out, "## {problem} ({seeds} seeds)\n");
+        for (title, limit, key) in [
+            (
+                "simulated time",
+                t_max,
+                (|r: &Record| r.sim_end) as fn(&Record) -> Option<f64>,
+            ),
+            (
+                "consumed budget (full-fidelity equivalents)",
+                b_max,
+                |r: &Record| r.consumed_budget,
+            ),
+        ] {
+            let _ = write!(out, "| contender | trials |");
+            for f in FRACTIONS {
+                let _ = write!(
+                    out,
+                    " {} = {:.3} |",
+                    if title == "simulated time" { "t" } else { "b" },
+                    f * limit
+                );
+            }
+            let _ = writeln!(out, "\n|---|---|{}", "---|".repeat(FRACTIONS.len()));
+            for (label, by_seed) in by_label {
+                let mut trials: Vec<f64> = by_seed.values().map(|v| v.len() as f64).collect();
+                let _ = write!(
+                    out,
+                    "| {label} | {} |",
+                    cell(median(&mut trials)).trim_end_matches(".0000")
+                );
+                for f in FRACTIONS {
+                    let mut bests: Vec<f64> = by_seed
+                        .values()
+                        .map(|run| best_by(run, f * limit, key).unwrap_or(f64::INFINITY))
+                        .collect();
+                    let m = median(&mut bests).filter(|m| m.is_finite());
+                    let _ = write!(out, " {} |", cell(m));
+                }
+                let _ = writeln!(out);
+            }
+            let _ = writeln!(out, "\n_(columns: {title})_\n");
+        }
+        // Time to reach random search's final median, per worker count.
+        let workers: BTreeSet<u32> = by_label
+            .keys()
+            .filter_map(|l| split_label(l).map(|(_, _, w)| w))
+            .collect();
+        let mut rows = Vec::new();
+        for w in workers {
+            let reference = label("random", "nop", w);
+            let Some(random_runs) = by_label.get(reference.as_str()) else {
+                continue;
+            };
+            let mut finals: Vec<f64> = random_runs.values().map(|run| final_best(run)).collect();
+            let Some(target) = median(&mut finals).filter(|t| t.is_finite()) else {
+                continue;
+            };
+            let time_of = |runs: &BTreeMap<u64, Vec<&Record>>| {
+                let mut times: Vec<f64> = runs.values().map(|run| time_to(run, target)).collect();
+                median(&mut times).unwrap_or(f64::INFINITY)
+            };
+            let t_random = time_of(random_runs);
+            for (l, by_seed) in by_label {
+                if split_label(l).map(|(_, _, lw)| lw) != Some(w) {
+                    continue;
+                }
+                let t = time_of(by_seed);
+                let speedup = (t.is_finite() && t_random.is_finite()).then(|| t_random / t);
+                rows.push(format!(
+                    "| {l} | {target:.4} | {} | {} |",
+                    if t.is_finite() {
+                        format!("{t:.3}")
+                    } else {
+                        "—".into()
+                    },
+                    speedup.map_or_else(|| "—".to_owned(), |s| format!("{s:.2}×"))
+                ));
+            }
+        }
+        if !rows.is_empty() {
+            let _ = writeln!(
+                out,
+                "Simulated time to reach random search's final median (same workers):\n\n\
+                 | contender | target | median time | speed-up vs random |\n|---|---|---|---|"
+            );
+            for row in rows {
+                let _ = writeln!(out, "{row}");
+            }
+            let _ = writeln!(out);
+        }
+        // The contender with the best final median.
+        let best = by_label
+            .iter()
+            .map(|(l, by_seed)| {
+                let mut f: Vec<f64> = by_seed.values().map(|run| final_best(run)).collect();
+                (*l, median(&mut f).unwrap_or(f64::INFINITY))
+            })
+            .filter(|(_, v)| v.is_finite())
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((best, v)) = best {
+            let _ = writeln!(out, "Best final median: **{best}** ({v:.4}).\n");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fidelity::{find_fidelity_problems, LearningCurves};
+
+    fn config(sampler: &str, pruner: &str, workers: u32, budget_fe: f64) -> SimConfig {
+        let sampler_spec = match crate::harness::Contender::parse(sampler) {
+            Ok(crate::harness::Contender::Ferrotune { spec, .. }) => spec,
+            other => panic!("not a ferrotune sampler: {other:?}"),
+        };
+        let (pruner_label, pruner_spec) = parse_pruner(pruner).expect("known pruner");
+        SimConfig {
+            sampler_label: sampler.to_owned(),
+            sampler: sampler_spec,
+            pruner_label,
+            pruner: pruner_spec,
+            workers,
+            budget_fe,
+        }
+    }
+
+    #[test]
+    fn same_seed_same_records() {
+        let p = LearningCurves;
+        let c = config("tpe", "successive_halving", 4, 8.0);
+        let a = simulate(&p, &c, 3).expect("runs");
+        let b = simulate(&p, &c, 3).expect("runs");
+        assert_eq!(a, b);
+        assert!(!a.is_empty());
+        let other = simulate(&p, &c, 4).expect("runs");
+        assert_ne!(a, other);
+    }
+
+    #[test]
+    fn never_more_than_w_concurrent_trials() {
+        for problem in
+            find_fidelity_problems(&["mfh3_good".into(), "lc_hartmann6".into()]).expect("known")
+        {
+            for w in [1, 3, 8] {
+                let records = simulate(problem.as_ref(), &config("random", "median", w, 6.0), 1)
+                    .expect("runs");
+                // Sweep the intervals [start, end): at most w at once, and a worker runs one
+                // trial at a time.
+                let mut events: Vec<(f64, i32)> = records
+                    .iter()
+                    .flat_map(|r| {
+                        [
+                            (r.sim_start.unwrap_or(0.0), 1),
+                            (r.sim_end.unwrap_or(0.0), -1),
+                        ]
+                    })
+                    .collect();
+                events.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                let mut now = 0;
+                for (_, d) in events {
+                    now += d;
+                    assert!(now <= w as i32, "{} trials at once with {w} workers", now);
+                }
+                for worker in 0..w {
+                    let mut mine: Vec<&Record> = records
+                        .iter()
+                        .filter(|r| r.worker == Some(worker))
+                        .collect();
+                    mine.sort_by(|a, b| a.sim_start.partial_cmp(&b.sim_start).expect("finite"));
+                    for pair in mine.windows(2) {
+                        assert!(pair[0].sim_end <= pair[1].sim_start);
+                    }
+                }
+                assert!(records.iter().all(|r| r.worker.is_some_and(|x| x < w)));
+            }
+        }
+    }
+
+    #[test]
+    fn the_budget_is_respected() {
+        let p = LearningCurves;
+        for pruner in ["nop", "hyperband"] {
+            let budget = 5.0;
+            let records = simulate(&p, &config("random", pruner, 4, budget), 0).expect("runs");
+            let steps: u64 = records.iter().filter_map(|r| r.step).sum();
+            assert!(steps as f64 <= budget * 50.0);
+            let last = records
+                .iter()
+                .filter_map(|r| r.consumed_budget)
+                .fold(0.0, f64::max);
+            assert!(last <= budget + 1e-12 && last > budget - 1.0, "{last}");
+        }
+    }
+
+    #[test]
+    fn pruning_saves_budget() {
+        let p = LearningCurves;
+        let steps_per_trial = |pruner: &str| {
+            let mut total = 0.0;
+            for seed in 0..3 {
+                let records = simulate(&p, &config("tpe", pruner, 1, 20.0), seed).expect("runs");
+                let steps: u64 = records.iter().filter_map(|r| r.step).sum();
+                total += steps as f64 / records.len() as f64;
+            }
+            total / 3.0
+        };
+        let plain = steps_per_trial("nop");
+        let sh = steps_per_trial("successive_halving");
+        assert!(sh < 0.5 * plain, "SH {sh} steps per trial vs {plain}");
+    }
+
+    #[test]
+    fn labels_round_trip_and_report_renders() {
+        assert_eq!(
+            split_label("tpe+successive_halving@16"),
+            Some(("tpe", "successive_halving", 16))
+        );
+        assert!(parse_pruner("asha").is_ok());
+        assert!(parse_pruner("bogus").is_err());
+        let p = LearningCurves;
+        let mut records = Vec::new();
+        for (s, pr) in [("random", "nop"), ("tpe", "successive_halving")] {
+            for seed in 0..2 {
+                records.extend(simulate(&p, &config(s, pr, 2, 6.0), seed).expect("runs"));
+            }
+        }
+        let md = simulate_markdown(&records);
+        assert!(md.contains("## lc_hartmann6"), "{md}");
+        assert!(md.contains("tpe+successive_halving@2"), "{md}");
+        assert!(md.contains("speed-up vs random"), "{md}");
+    }
+
+    #[test]
+    fn simulate_all_resumes() {
+        let dir = std::env::temp_dir().join(format!("ferrotune-sim-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let out = dir.join("sim.jsonl");
+        let _ = std::fs::remove_file(&out);
+        let problems = find_fidelity_problems(&["branin_mf".into()]).expect("known");
+        let configs = [config("random", "nop", 2, 3.0)];
+        let first = simulate_all(&problems, &configs, &[0, 1], &out).expect("runs");
+        assert_eq!(first, SimProgress { ran: 2, skipped: 0 });
+        let again = simulate_all(&problems, &configs, &[0, 1, 2], &out).expect("runs");
+        assert_eq!(again, SimProgress { ran: 1, skipped: 2 });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
