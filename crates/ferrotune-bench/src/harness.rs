@@ -83,6 +83,40 @@ pub struct Record {
 }
 
 impl Record {
+    /// A record of a plain (not simulated) run: every multi-fidelity field empty.
+    #[allow(clippy::too_many_arguments)]
+    pub fn plain(
+        problem: &str,
+        sampler: &str,
+        seed: u64,
+        trial: u64,
+        state: TrialState,
+        value: Option<f64>,
+        best_so_far: Option<f64>,
+        incumbent_expected: Option<f64>,
+        overhead_ms: f64,
+    ) -> Record {
+        Record {
+            version: RECORD_VERSION,
+            problem: problem.to_owned(),
+            sampler: sampler.to_owned(),
+            seed,
+            trial,
+            state,
+            value,
+            best_so_far,
+            incumbent_expected,
+            overhead_ms,
+            step: None,
+            fidelity: None,
+            consumed_budget: None,
+            sim_start: None,
+            sim_end: None,
+            worker: None,
+            best_any_fidelity: None,
+        }
+    }
+
     /// Whether the record comes from a simulated multi-fidelity run ([`crate::simulate`]).
     pub fn is_simulated(&self) -> bool {
         self.sim_end.is_some()
@@ -177,25 +211,17 @@ impl RunRecords {
                 self.incumbent_expected = expected;
             }
         }
-        self.records.push(Record {
-            version: RECORD_VERSION,
-            problem: self.problem.clone(),
-            sampler: self.sampler.clone(),
-            seed: self.seed,
+        self.records.push(Record::plain(
+            &self.problem,
+            &self.sampler,
+            self.seed,
             trial,
             state,
             value,
-            best_so_far: self.best,
-            incumbent_expected: self.incumbent_expected,
+            self.best,
+            self.incumbent_expected,
             overhead_ms,
-            step: None,
-            fidelity: None,
-            consumed_budget: None,
-            sim_start: None,
-            sim_end: None,
-            worker: None,
-            best_any_fidelity: None,
-        });
+        ));
     }
 
     /// The records, in trial order.

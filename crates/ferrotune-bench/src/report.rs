@@ -840,7 +840,6 @@ pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>, ReadError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::harness::RECORD_VERSION;
     use ferrotune::TrialState;
 
     /// A run whose best-so-far after trial t is `start · decay^t` plus `optimum`.
@@ -855,25 +854,17 @@ mod tests {
         (0..n)
             .map(|t| {
                 let best = optimum + start * 0.98f64.powi(t as i32);
-                Record {
-                    version: RECORD_VERSION,
-                    problem: problem.to_owned(),
-                    sampler: sampler.to_owned(),
+                Record::plain(
+                    problem,
+                    sampler,
                     seed,
-                    trial: t,
-                    state: TrialState::Complete,
-                    value: Some(best),
-                    best_so_far: Some(best),
-                    incumbent_expected: None,
-                    overhead_ms: 0.5,
-                    step: None,
-                    fidelity: None,
-                    consumed_budget: None,
-                    sim_start: None,
-                    sim_end: None,
-                    worker: None,
-                    best_any_fidelity: None,
-                }
+                    t,
+                    TrialState::Complete,
+                    Some(best),
+                    Some(best),
+                    None,
+                    0.5,
+                )
             })
             .collect()
     }
