@@ -7,7 +7,7 @@ stdin, exactly one reply per request on its stdout (stderr is free for logs and 
 
 Requests and their replies (every reply carries ``"ok": true``):
 
-    {"op":"hello"}                      -> {"protocol":1,"python":"3.11.7","versions":{...}}
+    {"op":"hello"}                      -> {"protocol":2,"python":"3.11.7","versions":{...}}
     {"op":"run","sampler":"optuna-tpe","seed":3,"direction":"minimize"}
                                         -> {}            (a fresh in-memory study)
     {"op":"ask"}                        -> {"number":0}  (starts the study's next trial)
@@ -16,6 +16,22 @@ Requests and their replies (every reply carries ``"ok": true``):
     {"op":"tell","value":0.4}           -> {"ms":0.37}   (value null: the trial failed)
     {"op":"ask_time","sampler":"optuna-tpe","n":1000,"dim":10,"repeats":20,"seed":0}
                                         -> {"ms":[...],"history":"add_trial"}
+
+A simulated multi-fidelity study (ferrotune-bench's ``simulate``) keeps several trials alive
+at once and addresses each by its number:
+
+    {"op":"create","sampler":"optuna-tpe","pruner":"optuna-median","seed":3,
+        "direction":"minimize"}         -> {}            (a fresh in-memory study)
+    {"op":"ask"}                        -> {"number":4}  (one more live trial)
+    {"op":"suggest","trial":4,"name":"x0","distribution":{...}}  -> {"value":1.25}
+    {"op":"report","trial":4,"step":2,"value":0.7,"should_prune":true}
+                                        -> {"prune":false}  (trial.report, then
+                                           trial.should_prune unless should_prune is false)
+    {"op":"tell","trial":4,"value":0.4} -> {"state":"complete"}
+    {"op":"tell","trial":4,"state":"pruned"}   (or "fail") -> {"state":"pruned"}
+
+The study of ``create`` is named ``ferrotune-sim`` so that pruners hashing the study name
+(Optuna's HyperbandPruner assigns brackets that way) are as seeded as the sampler.
 
 ``distribution`` is ferrotune's JSON form: ``float`` (low, high, log, optional step),
 ``int`` (low, high, log, step) or ``categorical`` (choices, which keep their JSON types). A
@@ -37,6 +53,11 @@ Samplers (``"sampler"``): optuna-tpe (Optuna 5.0 defaults: multivariate for one 
 constant_liar), optuna-tpe-univariate, optuna-random, rustuna-tpe (its defaults: multivariate
 for one objective), rustuna-tpe-univariate, rustuna-random, and python-random (Python's
 ``random`` module, no packages needed: it exists to test the protocol).
+
+Pruners (``"pruner"`` of ``create``), with Optuna 5.0's defaults: optuna-nop, optuna-median,
+optuna-successive_halving, optuna-hyperband, optuna-wilcoxon; python-nop and python-median
+(a plain median rule without packages, for python-random: prune a trial whose value at a step
+is above the median of at least two other trials' values at that step).
 """
 
 import importlib.metadata
@@ -50,7 +71,9 @@ import time
 import traceback
 import warnings
 
-PROTOCOL = 1
+PROTOCOL = 2
+
+SIM_STUDY_NAME = "ferrotune-sim"
 
 
 class StudyPeer:
@@ -67,13 +90,37 @@ class StudyPeer:
 class OptunaPeer(StudyPeer):
     """A study of Optuna 5.0 with the given sampler."""
 
-    def __init__(self, make_sampler, seed, direction):
+    def __init__(self, make_sampler, seed, direction, make_pruner=None):
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         self.optuna = optuna
-        self.study = optuna.create_study(direction=direction, sampler=make_sampler(optuna, seed))
+        if make_pruner is None:
+            self.study = optuna.create_study(
+                direction=direction, sampler=make_sampler(optuna, seed)
+            )
+        else:
+            self.study = optuna.create_study(
+                direction=direction,
+                sampler=make_sampler(optuna, seed),
+                pruner=make_pruner(optuna),
+                study_name=SIM_STUDY_NAME,
+            )
+
+    def report(self, trial, step, value, should_prune):
+        trial.report(value, step)
+        return bool(should_prune and trial.should_prune())
+
+    def tell_state(self, trial, value, state):
+        states = self.optuna.trial.TrialState
+        if state == "pruned":
+            frozen = self.study.tell(trial, state=states.PRUNED)
+        elif state == "fail" or value is None:
+            frozen = self.study.tell(trial, state=states.FAIL)
+        else:
+            frozen = self.study.tell(trial, value)
+        return frozen.state.name.lower()
 
     def tell(self, trial, value):
         if value is None:
@@ -123,9 +170,27 @@ class PythonRandomPeer:
         def __init__(self, number):
             self.number = number
 
-    def __init__(self, _make_sampler, seed, _direction):
+    def __init__(self, _make_sampler, seed, _direction, make_pruner=None):
         self.rng = random.Random(seed)
         self.n = 0
+        self.median = make_pruner is not None and make_pruner(None) == "median"
+        # step -> {trial number: value}
+        self.at_step = {}
+
+    def report(self, trial, step, value, should_prune):
+        others = [v for n, v in self.at_step.get(step, {}).items() if n != trial.number]
+        self.at_step.setdefault(step, {})[trial.number] = value
+        if not (should_prune and self.median) or len(others) < 2:
+            return False
+        others.sort()
+        k = len(others)
+        median = others[k // 2] if k % 2 else (others[k // 2 - 1] + others[k // 2]) / 2
+        return value > median
+
+    def tell_state(self, _trial, value, state):
+        if state in ("pruned", "fail"):
+            return state
+        return "fail" if value is None else "complete"
 
     def ask(self):
         self.n += 1
@@ -186,12 +251,32 @@ SAMPLERS = {
 }
 
 
-def new_peer(label, seed, direction="minimize"):
+# Label -> (the study class it works with, pruner factory taking the package).
+PRUNERS = {
+    "optuna-nop": (OptunaPeer, lambda o: o.pruners.NopPruner()),
+    "optuna-median": (OptunaPeer, lambda o: o.pruners.MedianPruner()),
+    "optuna-successive_halving": (OptunaPeer, lambda o: o.pruners.SuccessiveHalvingPruner()),
+    "optuna-hyperband": (OptunaPeer, lambda o: o.pruners.HyperbandPruner()),
+    "optuna-wilcoxon": (OptunaPeer, lambda o: o.pruners.WilcoxonPruner()),
+    "python-nop": (PythonRandomPeer, lambda _: "nop"),
+    "python-median": (PythonRandomPeer, lambda _: "median"),
+}
+
+
+def new_peer(label, seed, direction="minimize", pruner=None):
     if label not in SAMPLERS:
         known = ", ".join(SAMPLERS)
         raise ValueError(f"unknown peer sampler {label!r}; the known ones are {known}")
     cls, make_sampler = SAMPLERS[label]
-    return cls(make_sampler, seed, direction)
+    if pruner is None:
+        return cls(make_sampler, seed, direction)
+    if pruner not in PRUNERS:
+        known = ", ".join(PRUNERS)
+        raise ValueError(f"unknown peer pruner {pruner!r}; the known ones are {known}")
+    pruner_cls, make_pruner = PRUNERS[pruner]
+    if pruner_cls is not cls:
+        raise ValueError(f"the peer pruner {pruner!r} does not go with the sampler {label!r}")
+    return cls(make_sampler, seed, direction, make_pruner)
 
 
 def version(package):
@@ -202,25 +287,52 @@ def version(package):
 
 
 class Driver:
-    """The state between requests: the current run's study and its open trial."""
+    """The state between requests: the current run's study and its open trial, or the
+    simulated study of ``create`` and its live trials by number."""
 
     def __init__(self):
         self.peer = None
         self.trial = None
         self.ms = 0.0
+        self.live = None
 
     def hello(self, _msg):
         versions = {p: version(p) for p in ("optuna", "rustuna", "numpy")}
         return {"protocol": PROTOCOL, "python": platform.python_version(), "versions": versions}
 
     def run(self, msg):
-        self.peer, self.trial = None, None
+        self.peer, self.trial, self.live = None, None, None
         self.peer = new_peer(msg["sampler"], msg["seed"], msg.get("direction", "minimize"))
         return {}
+
+    def create(self, msg):
+        self.peer, self.trial, self.live = None, None, None
+        self.peer = new_peer(
+            msg["sampler"], msg["seed"], msg.get("direction", "minimize"), msg["pruner"]
+        )
+        self.live = {}
+        return {}
+
+    def live_trial(self, msg):
+        if self.live is None:
+            raise RuntimeError(f"{msg['op']} of a numbered trial without a simulated study")
+        number = msg["trial"]
+        if number not in self.live:
+            raise RuntimeError(f"trial {number} is not live")
+        return self.live[number]
+
+    def report(self, msg):
+        trial = self.live_trial(msg)
+        prune = self.peer.report(trial, msg["step"], msg["value"], msg.get("should_prune", True))
+        return {"prune": prune}
 
     def ask(self, _msg):
         if self.peer is None:
             raise RuntimeError("ask before run: start a run first")
+        if self.live is not None:
+            trial = self.peer.ask()
+            self.live[trial.number] = trial
+            return {"number": trial.number}
         if self.trial is not None:
             raise RuntimeError("ask while a trial is open: tell it first")
         start = time.perf_counter()
@@ -229,6 +341,9 @@ class Driver:
         return {"number": self.trial.number}
 
     def suggest(self, msg):
+        if "trial" in msg:
+            trial = self.live_trial(msg)
+            return {"value": self.peer.suggest(trial, msg["name"], msg["distribution"])}
         if self.trial is None:
             raise RuntimeError("suggest without an open trial: ask first")
         start = time.perf_counter()
@@ -237,6 +352,10 @@ class Driver:
         return {"value": value}
 
     def tell(self, msg):
+        if "trial" in msg:
+            trial = self.live_trial(msg)
+            del self.live[msg["trial"]]
+            return {"state": self.peer.tell_state(trial, msg.get("value"), msg.get("state"))}
         if self.trial is None:
             raise RuntimeError("tell without an open trial: ask first")
         trial, self.trial = self.trial, None
@@ -274,6 +393,8 @@ def main():
     ops = {
         "hello": driver.hello,
         "run": driver.run,
+        "create": driver.create,
+        "report": driver.report,
         "ask": driver.ask,
         "suggest": driver.suggest,
         "tell": driver.tell,

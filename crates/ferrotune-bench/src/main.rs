@@ -18,7 +18,7 @@ use clap::{Parser, Subcommand};
 use ferrotune_bench::fidelity::find_fidelity_problems;
 use ferrotune_bench::harness::{ask_time_all, run_all, AskTimeRecord, Contender, Record};
 use ferrotune_bench::peer::PeerConfig;
-use ferrotune_bench::simulate::{self, simulate_all, SimConfig};
+use ferrotune_bench::simulate::{self, simulate_all, SimConfig, SimEngine};
 use ferrotune_bench::{find_problems, report};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -102,11 +102,13 @@ enum Command {
         /// mfh3_terrible, the same for mfh6, branin_mf, lc_hartmann6; all by default.
         #[arg(long, value_delimiter = ',')]
         problems: Vec<String>,
-        /// ferrotune samplers, as for `run` (no peers).
+        /// Samplers, as for `run`: ferrotune's, or peers (optuna-random, optuna-tpe, …) that
+        /// run with their own package's pruners (optuna-tpe with `median` runs Optuna's
+        /// MedianPruner, labelled `optuna-tpe+optuna-median@W`; `nop` is Optuna's NopPruner).
         #[arg(long, value_delimiter = ';', default_value = "random,tpe")]
         samplers: Vec<String>,
         /// Pruners (comma list outside JSON, `;` between): nop, median, successive_halving
-        /// (sh, asha), hyperband, wilcoxon, or a JSON pruner spec.
+        /// (sh, asha), hyperband, wilcoxon, or a JSON pruner spec (ferrotune's samplers only).
         #[arg(long, value_delimiter = ';', default_value = "nop,successive_halving")]
         pruners: Vec<String>,
         /// Simulated worker counts (comma list).
@@ -121,6 +123,8 @@ enum Command {
         /// The results file.
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        peers: PeerArgs,
     },
     /// Print the markdown report of a results file: regret per problem, average ranks,
     /// ferrotune vs peers (Mann–Whitney U, Holm-corrected) and, optionally, ask times.
@@ -193,7 +197,8 @@ fn items(groups: &[String]) -> Vec<&str> {
         .collect()
 }
 
-/// The simulated runs' settings: every sampler × pruner × worker count.
+/// The simulated runs' settings: every sampler × pruner × worker count; a peer sampler runs
+/// with its package's pruner of the same name ([`simulate::peer_pruner`]).
 fn sim_configs(
     samplers: &[String],
     pruners: &[String],
@@ -206,25 +211,29 @@ fn sim_configs(
     if workers.is_empty() || workers.contains(&0) {
         bail!("--workers needs counts of at least 1");
     }
-    let pruners = items(pruners)
-        .into_iter()
-        .map(simulate::parse_pruner)
-        .collect::<Result<Vec<_>, _>>()?;
+    let pruners = items(pruners);
     let mut configs = Vec::new();
     for contender in contenders(samplers)? {
-        let Contender::Ferrotune { label, spec } = contender else {
-            bail!(
-                "`{}`: simulate runs ferrotune's samplers only",
-                contender.label()
-            );
-        };
-        for (pruner_label, pruner) in &pruners {
+        for &pruner in &pruners {
+            let (sampler_label, pruner_label, engine) = match &contender {
+                Contender::Ferrotune { label, spec } => {
+                    let (pruner_label, pruner) = simulate::parse_pruner(pruner)?;
+                    let engine = SimEngine::Ferrotune {
+                        sampler: spec.clone(),
+                        pruner,
+                    };
+                    (label.clone(), pruner_label, engine)
+                }
+                Contender::Peer { label } => {
+                    let pruner_label = simulate::peer_pruner(label, pruner)?;
+                    (label.clone(), pruner_label, SimEngine::Peer)
+                }
+            };
             for &w in workers {
                 configs.push(SimConfig {
-                    sampler_label: label.clone(),
-                    sampler: spec.clone(),
+                    sampler_label: sampler_label.clone(),
                     pruner_label: pruner_label.clone(),
-                    pruner: pruner.clone(),
+                    engine: engine.clone(),
                     workers: w,
                     budget_fe,
                 });
@@ -349,11 +358,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seeds,
             budget_fe,
             out,
+            peers,
         } => {
             let chosen = find_fidelity_problems(&problems)?;
             let configs = sim_configs(&samplers, &pruners, &workers, budget_fe)?;
             let seeds: Vec<u64> = (0..seeds).collect();
-            let progress = simulate_all(&chosen, &configs, &seeds, &out)?;
+            let progress = simulate_all(&chosen, &configs, &seeds, &out, &peers.config())?;
             eprintln!(
                 "{} simulated run(s) done, {} already in {}",
                 progress.ran,

@@ -6,7 +6,7 @@
 //! request gets exactly one reply, `{"ok": true, …}` or `{"ok": false, "error": "…"}`.
 //!
 //! ```text
-//! → {"op":"hello"}                                        ← {"protocol":1,"versions":{…}}
+//! → {"op":"hello"}                                        ← {"protocol":2,"versions":{…}}
 //! → {"op":"run","sampler":"optuna-tpe","seed":3,"direction":"minimize"}   ← {}
 //! → {"op":"ask"}                                          ← {"number":0}
 //! → {"op":"suggest","name":"x0","distribution":{"type":"float","low":-5.0,"high":10.0,"log":false}}
@@ -14,6 +14,19 @@
 //! → {"op":"tell","value":0.4}                             ← {"ms":0.37}
 //! → {"op":"ask_time","sampler":"rustuna-tpe","n":1000,"dim":10,"repeats":20,"seed":0}
 //!                                                         ← {"ms":[…],"history":"add_trial"}
+//! ```
+//!
+//! A simulated multi-fidelity study ([`crate::simulate`]) holds several live trials at once,
+//! each addressed by its number ([`PeerSimStudy`]):
+//!
+//! ```text
+//! → {"op":"create","sampler":"optuna-tpe","pruner":"optuna-median","seed":3,"direction":"minimize"}
+//!                                                         ← {}
+//! → {"op":"ask"}                                          ← {"number":4}
+//! → {"op":"suggest","trial":4,"name":"x0","distribution":{…}}          ← {"value":1.25}
+//! → {"op":"report","trial":4,"step":2,"value":0.7,"should_prune":true} ← {"prune":false}
+//! → {"op":"tell","trial":4,"value":0.4}                   ← {"state":"complete"}
+//! → {"op":"tell","trial":4,"state":"pruned"}              ← {"state":"pruned"}
 //! ```
 //!
 //! A run keeps the problems in Rust: for each trial the harness asks the peer, then runs the
@@ -32,15 +45,17 @@
 //! closes, so nothing hangs); a Python exception comes back as [`PeerError::Peer`], its
 //! traceback printed on stderr.
 
+use crate::fidelity::FidelityProblem;
 use crate::harness::{bench_study, noise_seed, AskTimeRecord, HarnessError, Record, RunRecords};
 use crate::problem::Problem;
+use crate::simulate::{SimOutcome, SimStudy};
 use ferrotune::rng::TrialRng;
 use ferrotune::study::StudyView;
-use ferrotune::{Distribution, FrozenTrial, ParamValue, Sampler, Study, TrialState};
+use ferrotune::{Distribution, FrozenTrial, ParamValue, Params, Sampler, Study, Trial, TrialState};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -48,7 +63,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// The protocol version this harness speaks; the driver's `hello` must answer the same.
-pub const PROTOCOL: u64 = 1;
+pub const PROTOCOL: u64 = 2;
 
 /// The driver script, relative to the repository root.
 pub const DEFAULT_DRIVER: &str = "bench/peers/optuna_driver.py";
@@ -312,6 +327,16 @@ struct Told {
 }
 
 #[derive(Deserialize)]
+struct Reported {
+    prune: bool,
+}
+
+#[derive(Deserialize)]
+struct Finished {
+    state: String,
+}
+
+#[derive(Deserialize)]
 struct AskTimes {
     ms: Vec<f64>,
     history: String,
@@ -387,10 +412,7 @@ impl PeerDriver {
             "run",
             &json!({"op": "run", "sampler": label, "seed": seed, "direction": "minimize"}),
         )?;
-        let proxy = Arc::new(Proxy {
-            conn: self.conn.clone(),
-            failure: Mutex::new(None),
-        });
+        let proxy = Arc::new(Proxy::new(self.conn.clone()));
         let study = bench_study(
             Study::builder().custom_sampler("peer-proxy", proxy.clone()),
             seed,
@@ -447,6 +469,142 @@ impl PeerDriver {
         )?;
         Ok(AskTimeRecord::new(label, n, dim, times.ms, times.history))
     }
+
+    /// Creates the driver's simulated study of the peer sampler `sampler` and the peer pruner
+    /// `pruner` (`optuna-median`, …) with `seed`, minimizing; it replaces any earlier study
+    /// of the driver.
+    pub fn sim_study(
+        &self,
+        sampler: &str,
+        pruner: &str,
+        seed: u64,
+    ) -> Result<PeerSimStudy<'_>, HarnessError> {
+        let _: Empty = self.call(
+            "create",
+            &json!({"op": "create", "sampler": sampler, "pruner": pruner, "seed": seed,
+                    "direction": "minimize"}),
+        )?;
+        let proxy = Arc::new(Proxy::new(self.conn.clone()));
+        let study = bench_study(
+            Study::builder().custom_sampler("peer-proxy", proxy.clone()),
+            seed,
+        )?;
+        Ok(PeerSimStudy {
+            driver: self,
+            proxy,
+            study,
+        })
+    }
+}
+
+/// A peer's study for the simulated multi-fidelity runs of [`crate::simulate`]: the driver's
+/// study of `create` (a peer sampler and a peer pruner), with several live trials at once.
+/// Each live trial pairs the peer's trial number with a trial of a throwaway ferrotune study
+/// whose proxy sampler forwards that trial's suggestions to the peer trial of the same
+/// worker, so the problem suggests through its own [`FidelityProblem::suggest`].
+#[derive(Debug)]
+pub struct PeerSimStudy<'d> {
+    driver: &'d PeerDriver,
+    proxy: Arc<Proxy>,
+    study: Study,
+}
+
+/// A live trial of a [`PeerSimStudy`].
+pub struct PeerSimTrial<'s> {
+    /// The peer's trial number.
+    number: u64,
+    /// The proxy study's trial holding the parameters.
+    trial: Trial<'s>,
+}
+
+impl std::fmt::Debug for PeerSimTrial<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerSimTrial")
+            .field("number", &self.number)
+            .field("params", &self.trial.frozen().params)
+            .finish()
+    }
+}
+
+impl PeerSimStudy<'_> {
+    fn call<R: DeserializeOwned>(&self, op: &str, request: &Value) -> Result<R, PeerError> {
+        self.driver.call(op, request)
+    }
+}
+
+impl SimStudy for PeerSimStudy<'_> {
+    type Trial<'s>
+        = PeerSimTrial<'s>
+    where
+        Self: 's;
+
+    fn ask<'s>(&'s self, problem: &dyn FidelityProblem) -> Result<PeerSimTrial<'s>, HarnessError> {
+        let asked: Asked = self.call("ask", &json!({"op": "ask"}))?;
+        let mut trial = self.study.ask()?;
+        lock(&self.proxy.routes).insert(trial.number(), asked.number);
+        if let Err(e) = problem.suggest(&mut trial) {
+            return Err(match self.proxy.take_failure() {
+                Some(peer) => peer.into(),
+                None => e.into(),
+            });
+        }
+        Ok(PeerSimTrial {
+            number: asked.number,
+            trial,
+        })
+    }
+
+    fn number(trial: &PeerSimTrial<'_>) -> u64 {
+        trial.number
+    }
+
+    fn params<'a>(trial: &'a PeerSimTrial<'_>) -> &'a Params {
+        &trial.trial.frozen().params
+    }
+
+    fn report(
+        &self,
+        trial: &mut PeerSimTrial<'_>,
+        step: u64,
+        value: f64,
+        should_prune: bool,
+    ) -> Result<bool, HarnessError> {
+        let reported: Reported = self.call(
+            "report",
+            &json!({"op": "report", "trial": trial.number, "step": step,
+                    "value": value.is_finite().then_some(value), "should_prune": should_prune}),
+        )?;
+        Ok(reported.prune)
+    }
+
+    fn tell(
+        &self,
+        trial: PeerSimTrial<'_>,
+        outcome: SimOutcome,
+    ) -> Result<TrialState, HarnessError> {
+        let request = match outcome {
+            SimOutcome::Complete(value) => {
+                json!({"op": "tell", "trial": trial.number, "value": value.is_finite().then_some(value)})
+            }
+            SimOutcome::Pruned => json!({"op": "tell", "trial": trial.number, "state": "pruned"}),
+            SimOutcome::Failed(_) => json!({"op": "tell", "trial": trial.number, "state": "fail"}),
+        };
+        let finished: Finished = self.call("tell", &request)?;
+        lock(&self.proxy.routes).remove(&trial.trial.number());
+        self.study
+            .tell_failed(trial.trial, "closed: the peer holds the trial")?;
+        match finished.state.as_str() {
+            "complete" => Ok(TrialState::Complete),
+            "pruned" => Ok(TrialState::Pruned),
+            "fail" => Ok(TrialState::Fail),
+            other => Err(PeerError::Protocol {
+                op: "tell".into(),
+                reason: "the state is not complete, pruned or fail".into(),
+                line: other.to_owned(),
+            }
+            .into()),
+        }
+    }
 }
 
 /// The driver of one harness call, started when the first peer run needs it.
@@ -484,15 +642,34 @@ struct Proxy {
     /// The peer's error behind the last failed suggestion: ferrotune's error type cannot
     /// carry it, so the run picks it up here.
     failure: Mutex<Option<PeerError>>,
+    /// This study's trial number → the peer's trial number, for the simulated studies whose
+    /// peer holds several live trials; empty in a plain run (one trial at a time).
+    routes: Mutex<HashMap<u64, u64>>,
 }
 
 impl Proxy {
+    fn new(conn: Arc<Mutex<Conn>>) -> Proxy {
+        Proxy {
+            conn,
+            failure: Mutex::new(None),
+            routes: Mutex::new(HashMap::new()),
+        }
+    }
+
     fn take_failure(&self) -> Option<PeerError> {
         lock(&self.failure).take()
     }
 
-    fn suggest(&self, name: &str, distribution: &Distribution) -> Result<f64, PeerError> {
-        let request = json!({"op": "suggest", "name": name, "distribution": distribution});
+    fn suggest(
+        &self,
+        trial: u64,
+        name: &str,
+        distribution: &Distribution,
+    ) -> Result<f64, PeerError> {
+        let mut request = json!({"op": "suggest", "name": name, "distribution": distribution});
+        if let Some(&peer_trial) = lock(&self.routes).get(&trial) {
+            request["trial"] = json!(peer_trial);
+        }
         let suggested: Suggested = lock(&self.conn).call("suggest", &request)?;
         distribution
             .to_internal(&suggested.value)
@@ -508,12 +685,12 @@ impl Sampler for Proxy {
     fn sample_independent(
         &self,
         _study: &StudyView<'_>,
-        _trial: &FrozenTrial,
+        trial: &FrozenTrial,
         name: &str,
         distribution: &Distribution,
         _rng: &mut TrialRng,
     ) -> ferrotune::Result<f64> {
-        self.suggest(name, distribution).map_err(|e| {
+        self.suggest(trial.number, name, distribution).map_err(|e| {
             let message = format!("peer sampler: {e}");
             *lock(&self.failure) = Some(e);
             ferrotune::Error::Unsupported(message)
@@ -694,7 +871,7 @@ mod tests {
         let path = dir.join("driver.py");
         let script = format!(
             "import sys\n\
-             print('{{\"ok\": true, \"protocol\": 1}}', flush=True)\n\
+             print('{{\"ok\": true, \"protocol\": 2}}', flush=True)\n\
              sys.stdin.readline()\n\
              print('{{\"ok\": true}}', flush=True)\n\
              sys.stdin.readline()\n\

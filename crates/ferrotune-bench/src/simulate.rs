@@ -25,27 +25,50 @@
 //! multi-fidelity runs; `best_any_fidelity` tracks the best value seen at any step.
 //! `overhead_ms` is 0: the simulated clock counts only the problem's costs, so the records
 //! are bitwise repeatable.
+//!
+//! The same event loop ([`simulate_study`]) also drives a peer's study: through the
+//! [`SimStudy`] trait it asks, reports (and asks the pruner) and tells either ferrotune's
+//! [`Study`] or the Python driver's study of a peer sampler and peer pruner
+//! ([`crate::peer::PeerSimStudy`]: Optuna's `ask` / `report` / `should_prune` / `tell`), so
+//! the time and budget accounting, the event order and the records are the same for both;
+//! a peer run is labelled like `optuna-tpe+optuna-successive_halving@16`.
 
 use crate::fidelity::FidelityProblem;
 use crate::harness::{
     append_lines, for_each_line_of, noise_seed, open_append, HarnessError, Record, RECORD_VERSION,
 };
-use ferrotune::{PrunerSpec, SamplerSpec, Study, Trial, TrialState};
+use crate::peer::{PeerConfig, Peers};
+use ferrotune::{Params, PrunerSpec, SamplerSpec, Study, Trial, TrialState};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
+/// Which study a simulated run drives.
+#[derive(Clone, Debug)]
+pub enum SimEngine {
+    /// ferrotune's own [`Study`], with this sampler and pruner.
+    Ferrotune {
+        /// The sampler.
+        sampler: SamplerSpec,
+        /// The pruner.
+        pruner: PrunerSpec,
+    },
+    /// A peer's study through the Python driver ([`crate::peer::PeerSimStudy`]): the sampler and the
+    /// pruner are the driver's, named by [`SimConfig::sampler_label`] and
+    /// [`SimConfig::pruner_label`] (`optuna-tpe`, `optuna-median`, …).
+    Peer,
+}
+
 /// One simulated run's settings.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
-    /// The sampler's label, as the command line names it (`random`, `tpe`, …).
+    /// The sampler's label, as the command line names it (`random`, `tpe`, `optuna-tpe`, …).
     pub sampler_label: String,
-    /// The sampler.
-    pub sampler: SamplerSpec,
-    /// The pruner's label (`nop`, `median`, `successive_halving`, `hyperband`, …).
+    /// The pruner's label (`nop`, `median`, `successive_halving`, `hyperband`,
+    /// `optuna-median`, …).
     pub pruner_label: String,
-    /// The pruner.
-    pub pruner: PrunerSpec,
+    /// The study that runs it.
+    pub engine: SimEngine,
     /// Simulated workers (at least 1).
     pub workers: u32,
     /// The budget in full-fidelity equivalents.
@@ -111,9 +134,118 @@ pub fn parse_pruner(text: &str) -> Result<(String, PrunerSpec), HarnessError> {
     Ok((name.to_owned(), spec))
 }
 
+/// The peer pruner that goes with the peer sampler `sampler` for the command line's pruner
+/// `pruner`: the pruner of the sampler's package (`optuna-tpe` with `median` gives
+/// `optuna-median`; `nop` gives `optuna-nop`, Optuna's NopPruner), with the aliases of
+/// [`parse_pruner`]; a name that already carries the package (`optuna-median`) stays. JSON
+/// specs are ferrotune's only.
+pub fn peer_pruner(sampler: &str, pruner: &str) -> Result<String, HarnessError> {
+    let pruner = pruner.trim();
+    let package = sampler.split_once('-').map_or(sampler, |(p, _)| p);
+    if pruner.starts_with(&format!("{package}-")) {
+        return Ok(pruner.to_owned());
+    }
+    let name = match pruner {
+        "nop" | "none" => "nop",
+        "sh" | "asha" | "successive_halving" => "successive_halving",
+        "median" | "hyperband" | "wilcoxon" => pruner,
+        _ => {
+            return Err(HarnessError::UnknownSampler {
+                name: pruner.to_owned(),
+                reason: format!(
+                    "the peer sampler `{sampler}` runs with its own package's pruners: nop, \
+                     median, successive_halving (sh, asha), hyperband, wilcoxon"
+                ),
+            })
+        }
+    };
+    Ok(format!("{package}-{name}"))
+}
+
+/// How the event loop ends a trial.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SimOutcome {
+    /// Its last step ended with this value.
+    Complete(f64),
+    /// The pruner stopped it.
+    Pruned,
+    /// It could not go on, for this reason (the budget was spent).
+    Failed(&'static str),
+}
+
+/// The study a simulated run drives, one small interface for ferrotune's [`Study`] and a
+/// peer's ([`crate::peer::PeerSimStudy`]), so both go through the very same event loop of [`simulate`].
+pub trait SimStudy {
+    /// A live trial (several are alive at once, one per busy worker).
+    type Trial<'s>
+    where
+        Self: 's;
+
+    /// Starts a trial and lets `problem` suggest its parameters.
+    fn ask<'s>(&'s self, problem: &dyn FidelityProblem) -> Result<Self::Trial<'s>, HarnessError>;
+
+    /// The trial's number (what the records carry).
+    fn number(trial: &Self::Trial<'_>) -> u64;
+
+    /// The trial's parameters.
+    fn params<'a>(trial: &'a Self::Trial<'_>) -> &'a Params;
+
+    /// Reports the value of the step that ended; when `should_prune`, then asks the pruner
+    /// whether to stop the trial (`false` otherwise).
+    fn report(
+        &self,
+        trial: &mut Self::Trial<'_>,
+        step: u64,
+        value: f64,
+        should_prune: bool,
+    ) -> Result<bool, HarnessError>;
+
+    /// Finishes the trial; the state it ended in.
+    fn tell(&self, trial: Self::Trial<'_>, outcome: SimOutcome)
+        -> Result<TrialState, HarnessError>;
+}
+
+impl SimStudy for Study {
+    type Trial<'s> = Trial<'s>;
+
+    fn ask<'s>(&'s self, problem: &dyn FidelityProblem) -> Result<Trial<'s>, HarnessError> {
+        let mut trial = Study::ask(self)?;
+        problem.suggest(&mut trial)?;
+        Ok(trial)
+    }
+
+    fn number(trial: &Trial<'_>) -> u64 {
+        trial.number()
+    }
+
+    fn params<'a>(trial: &'a Trial<'_>) -> &'a Params {
+        &trial.frozen().params
+    }
+
+    fn report(
+        &self,
+        trial: &mut Trial<'_>,
+        step: u64,
+        value: f64,
+        should_prune: bool,
+    ) -> Result<bool, HarnessError> {
+        trial.report(step, value)?;
+        Ok(should_prune && trial.should_prune()?)
+    }
+
+    fn tell(&self, trial: Trial<'_>, outcome: SimOutcome) -> Result<TrialState, HarnessError> {
+        let done = match outcome {
+            SimOutcome::Complete(value) => Study::tell(self, trial, value)?,
+            SimOutcome::Pruned => self.tell_pruned(trial)?,
+            SimOutcome::Failed(reason) => self.tell_failed(trial, reason)?,
+        };
+        Ok(done.state)
+    }
+}
+
 /// A trial running on a worker.
-struct Running<'s> {
-    trial: Trial<'s>,
+struct Running<T> {
+    trial: T,
     /// The step now running (its end is the worker's next event).
     step: u64,
     /// The value of the last step that ended.
@@ -140,18 +272,39 @@ impl Tally {
 }
 
 /// Runs `problem` with `config` and `seed` on the simulated clock; returns one record per
-/// finished trial, in the order they finished (ties in worker order).
+/// finished trial, in the order they finished (ties in worker order). A peer run starts the
+/// driver of `peers` if it is not running yet.
 pub fn simulate(
     problem: &dyn FidelityProblem,
     config: &SimConfig,
     seed: u64,
+    peers: &mut Peers,
 ) -> Result<Vec<Record>, HarnessError> {
-    let study = Study::builder()
-        .name(format!("{}-{}", problem.name(), config.label()))
-        .sampler(config.sampler.clone())
-        .pruner(config.pruner.clone())
-        .seed(seed)
-        .build()?;
+    match &config.engine {
+        SimEngine::Ferrotune { sampler, pruner } => {
+            let study = Study::builder()
+                .name(format!("{}-{}", problem.name(), config.label()))
+                .sampler(sampler.clone())
+                .pruner(pruner.clone())
+                .seed(seed)
+                .build()?;
+            simulate_study(&study, problem, config, seed)
+        }
+        SimEngine::Peer => {
+            let driver = peers.driver()?;
+            let study = driver.sim_study(&config.sampler_label, &config.pruner_label, seed)?;
+            simulate_study(&study, problem, config, seed)
+        }
+    }
+}
+
+/// The event loop of [`simulate`], driving `study`.
+pub fn simulate_study<S: SimStudy>(
+    study: &S,
+    problem: &dyn FidelityProblem,
+    config: &SimConfig,
+    seed: u64,
+) -> Result<Vec<Record>, HarnessError> {
     let workers = config.workers.max(1) as usize;
     let max_steps = problem.max_steps().max(1);
     let mut tally = Tally {
@@ -162,7 +315,7 @@ pub fn simulate(
         best_any: None,
     };
     let label = config.label();
-    let record = |running: &Running<'_>,
+    let record = |running: &Running<S::Trial<'_>>,
                   state: TrialState,
                   end: f64,
                   worker: usize,
@@ -173,7 +326,7 @@ pub fn simulate(
             problem: problem.name(),
             sampler: label.clone(),
             seed,
-            trial: running.trial.number(),
+            trial: S::number(&running.trial),
             state,
             value: running.last_value,
             best_so_far: tally.best_max,
@@ -197,12 +350,12 @@ pub fn simulate(
         }
     };
     let mut records = Vec::new();
-    let mut live: Vec<Option<Running<'_>>> = (0..workers).map(|_| None).collect();
+    let mut live: Vec<Option<Running<S::Trial<'_>>>> = (0..workers).map(|_| None).collect();
     let mut next_event: Vec<Option<f64>> = vec![None; workers];
     // At time 0, every worker asks for a trial, in worker order.
     for w in 0..workers {
         start_trial(
-            &study,
+            study,
             problem,
             &mut tally,
             &mut live[w],
@@ -221,24 +374,25 @@ pub fn simulate(
             continue;
         };
         let value = problem.evaluate_at(
-            &running.trial.frozen().params,
+            S::params(&running.trial),
             running.step,
-            noise_seed(seed, running.trial.number()),
+            noise_seed(seed, S::number(&running.trial)),
         );
-        running.trial.report(running.step, value)?;
+        let last = running.step >= max_steps;
+        let prune = study.report(&mut running.trial, running.step, value, !last)?;
         running.last_value = Some(value);
         if tally.best_any.is_none_or(|b| value < b) {
             tally.best_any = Some(value);
         }
-        let finished = if running.step >= max_steps {
+        let finished = if last {
             if tally.best_max.is_none_or(|b| value < b) {
                 tally.best_max = Some(value);
             }
-            Some(TrialState::Complete)
-        } else if running.trial.should_prune()? {
-            Some(TrialState::Pruned)
+            Some(SimOutcome::Complete(value))
+        } else if prune {
+            Some(SimOutcome::Pruned)
         } else if tally.steps >= tally.budget_steps {
-            Some(TrialState::Fail)
+            Some(SimOutcome::Failed("budget spent"))
         } else {
             None
         };
@@ -246,22 +400,15 @@ pub fn simulate(
             None => {
                 running.step += 1;
                 tally.steps += 1;
-                next_event[w] = Some(now + step_cost(problem, &running));
+                next_event[w] = Some(now + step_cost::<S>(problem, &running));
                 live[w] = Some(running);
             }
-            Some(state) => {
-                let r = record(&running, state, now, w, &tally);
-                let done = match state {
-                    TrialState::Complete => study.tell(running.trial, value)?,
-                    TrialState::Pruned => study.tell_pruned(running.trial)?,
-                    _ => study.tell_failed(running.trial, "budget spent")?,
-                };
-                records.push(Record {
-                    state: done.state,
-                    ..r
-                });
+            Some(outcome) => {
+                let r = record(&running, TrialState::Running, now, w, &tally);
+                let state = study.tell(running.trial, outcome)?;
+                records.push(Record { state, ..r });
                 start_trial(
-                    &study,
+                    study,
                     problem,
                     &mut tally,
                     &mut live[w],
@@ -275,26 +422,25 @@ pub fn simulate(
 }
 
 /// The simulated seconds of the running step of `running`.
-fn step_cost(problem: &dyn FidelityProblem, running: &Running<'_>) -> f64 {
+fn step_cost<S: SimStudy>(problem: &dyn FidelityProblem, running: &Running<S::Trial<'_>>) -> f64 {
     problem
-        .cost(&running.trial.frozen().params, running.step)
+        .cost(S::params(&running.trial), running.step)
         .max(0.0)
 }
 
 /// Starts a new trial on a worker at `now` (its first step) when the budget allows one.
-fn start_trial<'s>(
-    study: &'s Study,
+fn start_trial<'s, S: SimStudy>(
+    study: &'s S,
     problem: &dyn FidelityProblem,
     tally: &mut Tally,
-    slot: &mut Option<Running<'s>>,
+    slot: &mut Option<Running<S::Trial<'s>>>,
     next_event: &mut Option<f64>,
     now: f64,
 ) -> Result<(), HarnessError> {
     if tally.steps >= tally.budget_steps {
         return Ok(());
     }
-    let mut trial = study.ask()?;
-    problem.suggest(&mut trial)?;
+    let trial = study.ask(problem)?;
     tally.steps += 1;
     let running = Running {
         trial,
@@ -302,7 +448,7 @@ fn start_trial<'s>(
         last_value: None,
         start: now,
     };
-    *next_event = Some(now + step_cost(problem, &running));
+    *next_event = Some(now + step_cost::<S>(problem, &running));
     *slot = Some(running);
     Ok(())
 }
@@ -324,7 +470,9 @@ pub fn simulate_all(
     configs: &[SimConfig],
     seeds: &[u64],
     out: &Path,
+    peers: &PeerConfig,
 ) -> Result<SimProgress, HarnessError> {
+    let mut peers = Peers::new(peers.clone());
     let mut done = HashSet::new();
     for_each_line_of(out, |r: Record| {
         if r.is_simulated() {
@@ -340,7 +488,7 @@ pub fn simulate_all(
                     progress.skipped += 1;
                     continue;
                 }
-                let records = simulate(problem.as_ref(), config, seed)?;
+                let records = simulate(problem.as_ref(), config, seed, &mut peers)?;
                 append_lines(&mut file, &records)?;
                 progress.ran += 1;
             }
@@ -545,23 +693,47 @@ mod tests {
         let (pruner_label, pruner_spec) = parse_pruner(pruner).expect("known pruner");
         SimConfig {
             sampler_label: sampler.to_owned(),
-            sampler: sampler_spec,
             pruner_label,
-            pruner: pruner_spec,
+            engine: SimEngine::Ferrotune {
+                sampler: sampler_spec,
+                pruner: pruner_spec,
+            },
             workers,
             budget_fe,
         }
+    }
+
+    /// A peer run's settings (`sampler`, `pruner`: the driver's names).
+    fn peer_config(sampler: &str, pruner: &str, workers: u32, budget_fe: f64) -> SimConfig {
+        SimConfig {
+            sampler_label: sampler.to_owned(),
+            pruner_label: pruner.to_owned(),
+            engine: SimEngine::Peer,
+            workers,
+            budget_fe,
+        }
+    }
+
+    /// A ferrotune run (no peer is started).
+    fn sim(problem: &dyn FidelityProblem, config: &SimConfig, seed: u64) -> Vec<Record> {
+        simulate(
+            problem,
+            config,
+            seed,
+            &mut Peers::new(PeerConfig::default()),
+        )
+        .expect("runs")
     }
 
     #[test]
     fn same_seed_same_records() {
         let p = LearningCurves;
         let c = config("tpe", "successive_halving", 4, 8.0);
-        let a = simulate(&p, &c, 3).expect("runs");
-        let b = simulate(&p, &c, 3).expect("runs");
+        let a = sim(&p, &c, 3);
+        let b = sim(&p, &c, 3);
         assert_eq!(a, b);
         assert!(!a.is_empty());
-        let other = simulate(&p, &c, 4).expect("runs");
+        let other = sim(&p, &c, 4);
         assert_ne!(a, other);
     }
 
@@ -571,8 +743,7 @@ mod tests {
             find_fidelity_problems(&["mfh3_good".into(), "lc_hartmann6".into()]).expect("known")
         {
             for w in [1, 3, 8] {
-                let records = simulate(problem.as_ref(), &config("random", "median", w, 6.0), 1)
-                    .expect("runs");
+                let records = sim(problem.as_ref(), &config("random", "median", w, 6.0), 1);
                 // Sweep the intervals [start, end): at most w at once, and a worker runs one
                 // trial at a time.
                 let mut events: Vec<(f64, i32)> = records
@@ -610,7 +781,7 @@ mod tests {
         let p = LearningCurves;
         for pruner in ["nop", "hyperband"] {
             let budget = 5.0;
-            let records = simulate(&p, &config("random", pruner, 4, budget), 0).expect("runs");
+            let records = sim(&p, &config("random", pruner, 4, budget), 0);
             let steps: u64 = records.iter().filter_map(|r| r.step).sum();
             assert!(steps as f64 <= budget * 50.0);
             let last = records
@@ -627,7 +798,7 @@ mod tests {
         let steps_per_trial = |pruner: &str| {
             let mut total = 0.0;
             for seed in 0..3 {
-                let records = simulate(&p, &config("tpe", pruner, 1, 20.0), seed).expect("runs");
+                let records = sim(&p, &config("tpe", pruner, 1, 20.0), seed);
                 let steps: u64 = records.iter().filter_map(|r| r.step).sum();
                 total += steps as f64 / records.len() as f64;
             }
@@ -650,7 +821,7 @@ mod tests {
         let mut records = Vec::new();
         for (s, pr) in [("random", "nop"), ("tpe", "successive_halving")] {
             for seed in 0..2 {
-                records.extend(simulate(&p, &config(s, pr, 2, 6.0), seed).expect("runs"));
+                records.extend(sim(&p, &config(s, pr, 2, 6.0), seed));
             }
         }
         let md = simulate_markdown(&records);
@@ -667,10 +838,171 @@ mod tests {
         let _ = std::fs::remove_file(&out);
         let problems = find_fidelity_problems(&["branin_mf".into()]).expect("known");
         let configs = [config("random", "nop", 2, 3.0)];
-        let first = simulate_all(&problems, &configs, &[0, 1], &out).expect("runs");
+        let first =
+            simulate_all(&problems, &configs, &[0, 1], &out, &PeerConfig::default()).expect("runs");
         assert_eq!(first, SimProgress { ran: 2, skipped: 0 });
-        let again = simulate_all(&problems, &configs, &[0, 1, 2], &out).expect("runs");
+        let again = simulate_all(
+            &problems,
+            &configs,
+            &[0, 1, 2],
+            &out,
+            &PeerConfig::default(),
+        )
+        .expect("runs");
         assert_eq!(again, SimProgress { ran: 1, skipped: 2 });
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn peer_pruners_pair_with_their_sampler() {
+        let pair = |s: &str, p: &str| peer_pruner(s, p).expect("known");
+        assert_eq!(pair("optuna-tpe", "median"), "optuna-median");
+        assert_eq!(pair("optuna-random", "sh"), "optuna-successive_halving");
+        assert_eq!(pair("optuna-tpe", "nop"), "optuna-nop");
+        assert_eq!(pair("optuna-tpe", "optuna-hyperband"), "optuna-hyperband");
+        assert_eq!(pair("python-random", "median"), "python-median");
+        assert!(peer_pruner("optuna-tpe", "{\"type\":\"median\"}").is_err());
+        assert_eq!(
+            split_label(&label("optuna-tpe", "optuna-successive_halving", 16)),
+            Some(("optuna-tpe", "optuna-successive_halving", 16))
+        );
+    }
+
+    /// `python3` without packages runs the driver's `python-random` sampler and
+    /// `python-median` pruner; `None` (skip) when it cannot be started, unless the peers'
+    /// gate is set.
+    fn plain_python() -> Option<PeerConfig> {
+        let ok = std::process::Command::new("python3")
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(!gated(), "{GATE}=1 but python3 cannot be started");
+            eprintln!("skipped: python3 cannot be started");
+            return None;
+        }
+        Some(PeerConfig {
+            python: "python3".into(),
+            ..PeerConfig::default()
+        })
+    }
+
+    const GATE: &str = "FERROTUNE_BENCH_PEERS";
+
+    fn gated() -> bool {
+        std::env::var(GATE).is_ok_and(|v| v == "1")
+    }
+
+    /// Checks the records of one simulated run: one worker per trial at a time, within the
+    /// budget, trial numbers unique.
+    fn check_sim(records: &[Record], workers: u32, budget_fe: f64, max_steps: u64) {
+        assert!(!records.is_empty());
+        let steps: u64 = records.iter().filter_map(|r| r.step).sum();
+        assert!(
+            steps as f64 <= budget_fe * max_steps as f64,
+            "{steps} steps"
+        );
+        let mut numbers: Vec<u64> = records.iter().map(|r| r.trial).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        assert_eq!(numbers.len(), records.len());
+        assert!(records
+            .iter()
+            .all(|r| r.worker.is_some_and(|w| w < workers)));
+    }
+
+    #[test]
+    fn the_protocol_runs_a_simulated_peer_study_with_live_trials() {
+        let Some(peer_python) = plain_python() else {
+            return;
+        };
+        let p = LearningCurves;
+        let mut peers = Peers::new(peer_python);
+        let c = peer_config("python-random", "python-median", 4, 6.0);
+        let a = simulate(&p, &c, 5, &mut peers).expect("runs");
+        check_sim(&a, 4, 6.0, p.max_steps());
+        assert!(a
+            .iter()
+            .all(|r| r.sampler == "python-random+python-median@4"));
+        assert!(a.iter().any(|r| r.state == TrialState::Pruned), "{a:?}");
+        assert!(a.iter().any(|r| r.state == TrialState::Complete), "{a:?}");
+        assert!(a.iter().any(|r| r.state == TrialState::Fail), "{a:?}");
+        // Seeded: the same run again (same driver) gives the same records.
+        assert_eq!(a, simulate(&p, &c, 5, &mut peers).expect("runs"));
+        // The proxy routes each worker's suggestions to its own peer trial: the parameters
+        // each peer trial got are distinct points.
+        let values: BTreeSet<u64> = a.iter().filter_map(|r| r.value.map(f64::to_bits)).collect();
+        assert!(values.len() > a.len() / 2, "{a:?}");
+        // Without pruning nothing is pruned.
+        let plain = simulate(
+            &p,
+            &peer_config("python-random", "python-nop", 2, 4.0),
+            5,
+            &mut peers,
+        )
+        .expect("runs");
+        assert!(plain.iter().all(|r| r.state != TrialState::Pruned));
+        // An unknown or mismatched pruner is a clear error, and the driver carries on.
+        let err = simulate(
+            &p,
+            &peer_config("python-random", "optuna-median", 1, 2.0),
+            0,
+            &mut peers,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("does not go with"), "{err}");
+        let err = simulate(
+            &p,
+            &peer_config("python-random", "python-bogus", 1, 2.0),
+            0,
+            &mut peers,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown peer pruner"), "{err}");
+        assert!(simulate(&p, &c, 5, &mut peers).is_ok());
+    }
+
+    /// Optuna's samplers and pruners in the simulated loop. Runs when `FERROTUNE_BENCH_PEERS=1`
+    /// and fails when the venv is missing then; skips otherwise.
+    #[test]
+    fn optuna_pruners_run_the_simulated_loop() {
+        if !gated() {
+            eprintln!("skipped: set {GATE}=1 (with the peers' venv) to run Optuna's pruners");
+            return;
+        }
+        assert!(
+            PeerConfig::venv_exists(),
+            "{GATE}=1 but the peers' venv (target/peers-venv) is missing"
+        );
+        let p = LearningCurves;
+        let mut peers = Peers::new(PeerConfig::default());
+        for (sampler, pruner, workers) in [
+            ("optuna-random", "optuna-median", 4),
+            ("optuna-tpe", "optuna-successive_halving", 1),
+        ] {
+            let c = peer_config(sampler, pruner, workers, 8.0);
+            let a = simulate(&p, &c, 2, &mut peers).expect("runs");
+            check_sim(&a, workers, 8.0, p.max_steps());
+            assert!(
+                a.iter().any(|r| r.state == TrialState::Pruned),
+                "{}: {a:?}",
+                c.label()
+            );
+            assert_eq!(
+                a,
+                simulate(&p, &c, 2, &mut peers).expect("runs"),
+                "{}",
+                c.label()
+            );
+            assert_ne!(
+                a,
+                simulate(&p, &c, 3, &mut peers).expect("runs"),
+                "{}",
+                c.label()
+            );
+        }
     }
 }
