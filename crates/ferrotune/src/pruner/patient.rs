@@ -92,9 +92,8 @@ impl Pruner for PatientPruner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pruner::test_util::{curve_trial as trial, study};
-    use crate::pruner::{NopPruner, PrunerSpec, ThresholdPruner};
-    use crate::study::Study;
+    use crate::pruner::test_util::{curve_trial as trial, study, study_with};
+    use crate::pruner::{NopPruner, ThresholdPruner};
 
     fn patient(patience: u64, min_delta: f64) -> PatientPruner {
         PatientPruner::new(None, patience, min_delta).expect("valid pruner")
@@ -213,11 +212,7 @@ mod tests {
 
     #[test]
     fn multi_objective_studies_are_unsupported() -> Result<()> {
-        let study = Study::builder()
-            .directions(vec![Direction::Minimize, Direction::Minimize])
-            .pruner(PrunerSpec::Nop)
-            .seed(1)
-            .build()?;
+        let study = study_with(vec![Direction::Minimize, Direction::Minimize])?;
         let t = study.ask()?;
         match patient(1, 0.0).prune(&study.view(), t.frozen()) {
             Err(Error::Unsupported(msg)) => assert!(msg.contains("PatientPruner"), "{msg}"),

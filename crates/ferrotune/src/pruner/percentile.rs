@@ -144,28 +144,15 @@ impl Pruner for PercentilePruner {
 #[allow(clippy::float_cmp)]
 mod tests {
     use super::*;
-    use crate::pruner::test_util::study;
-    use crate::pruner::PrunerSpec;
+    use crate::pruner::test_util::{running, study, study_with};
     use crate::study::Study;
-    use crate::trial::{Trial, TrialId};
+    use crate::trial::TrialId;
 
     /// Runs a trial reporting `curve[i]` at step `i`, then completes it with its last value.
     fn complete(study: &Study, curve: &[f64]) -> Result<()> {
-        let mut t = study.ask()?;
-        for (step, &v) in curve.iter().enumerate() {
-            t.report(step as u64, v)?;
-        }
+        let t = running(study, curve)?;
         study.tell(t, curve.last().copied().unwrap_or(0.0))?;
         Ok(())
-    }
-
-    /// A running trial (in the study) reporting `curve[i]` at step `i`.
-    fn running<'s>(study: &'s Study, curve: &[f64]) -> Result<Trial<'s>> {
-        let mut t = study.ask()?;
-        for (step, &v) in curve.iter().enumerate() {
-            t.report(step as u64, v)?;
-        }
-        Ok(t)
     }
 
     fn prunes(p: &PercentilePruner, study: &Study, curve: &[f64]) -> Result<bool> {
@@ -449,11 +436,7 @@ mod tests {
 
     #[test]
     fn multi_objective_studies_are_unsupported() -> Result<()> {
-        let study = Study::builder()
-            .directions(vec![Direction::Minimize, Direction::Minimize])
-            .pruner(PrunerSpec::Nop)
-            .seed(1)
-            .build()?;
+        let study = study_with(vec![Direction::Minimize, Direction::Minimize])?;
         let mut t = study.ask()?;
         t.report_values(0, &[1.0, 2.0])?;
         match PercentilePruner::median().prune(&study.view(), t.frozen()) {

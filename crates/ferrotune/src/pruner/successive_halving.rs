@@ -305,23 +305,13 @@ impl Pruner for SuccessiveHalvingPruner {
 #[allow(clippy::float_cmp)]
 mod tests {
     use super::*;
-    use crate::pruner::test_util::study;
-    use crate::pruner::PrunerSpec;
+    use crate::pruner::test_util::{running, study, study_with};
     use crate::study::Study;
     use crate::trial::Trial;
 
     fn sha(min: u64, eta: u64, rate: u64, bootstrap: u64) -> SuccessiveHalvingPruner {
         SuccessiveHalvingPruner::new(Resource::Steps(min), eta, rate, bootstrap)
             .expect("valid pruner")
-    }
-
-    /// A running trial of `study` reporting `curve[i]` at step `i`.
-    fn running<'s>(study: &'s Study, curve: &[f64]) -> Result<Trial<'s>> {
-        let mut t = study.ask()?;
-        for (step, &v) in curve.iter().enumerate() {
-            t.report(step as u64, v)?;
-        }
-        Ok(t)
     }
 
     /// The trial's stored rung values, in rung order.
@@ -695,11 +685,7 @@ mod tests {
 
     #[test]
     fn several_objectives_prune_in_a_study() -> Result<()> {
-        let study = Study::builder()
-            .directions(vec![Direction::Minimize, Direction::Minimize])
-            .pruner(PrunerSpec::Nop)
-            .seed(1)
-            .build()?;
+        let study = study_with(vec![Direction::Minimize, Direction::Minimize])?;
         let p = sha(1, 2, 0, 0);
         let run = |values: [f64; 2]| -> Result<bool> {
             let mut t = study.ask()?;

@@ -152,17 +152,13 @@ impl Pruner for WilcoxonPruner {
 #[allow(clippy::float_cmp)]
 mod tests {
     use super::*;
-    use crate::pruner::test_util::study;
-    use crate::pruner::PrunerSpec;
+    use crate::pruner::test_util::{running, study, study_with};
     use crate::study::Study;
     use crate::trial::TrialId;
 
     /// Completes a trial reporting `values[i]` at step `i`, with their mean as its value.
     fn complete(study: &Study, values: &[f64]) -> Result<()> {
-        let mut t = study.ask()?;
-        for (step, &v) in values.iter().enumerate() {
-            t.report(step as u64, v)?;
-        }
+        let t = running(study, values)?;
         let mean = values.iter().sum::<f64>() / values.len().max(1) as f64;
         study.tell(t, mean)?;
         Ok(())
@@ -339,11 +335,7 @@ mod tests {
 
     #[test]
     fn multi_objective_studies_are_unsupported() -> Result<()> {
-        let study = Study::builder()
-            .directions(vec![Direction::Minimize, Direction::Minimize])
-            .pruner(PrunerSpec::Nop)
-            .seed(1)
-            .build()?;
+        let study = study_with(vec![Direction::Minimize, Direction::Minimize])?;
         let t = study.ask()?;
         match WilcoxonPruner::default().prune(&study.view(), t.frozen()) {
             Err(Error::Unsupported(msg)) => assert!(msg.contains("WilcoxonPruner"), "{msg}"),
