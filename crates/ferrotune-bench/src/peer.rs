@@ -698,23 +698,23 @@ impl Sampler for Proxy {
     }
 }
 
+/// What the peer tests here and in [`crate::simulate`] share: when they run, and with which
+/// Python.
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_support {
     use super::*;
-    use crate::harness::{ask_time, run_one, Contender};
-    use crate::problem::{Conditional, Mixed};
-    use ferrotune::{CategoricalDistribution, FloatDistribution, IntDistribution, Params, Trial};
 
     /// Set by CI (after creating the venv): the peer tests must run, never skip.
-    const GATE: &str = "FERROTUNE_BENCH_PEERS";
+    pub(crate) const GATE: &str = "FERROTUNE_BENCH_PEERS";
 
-    fn gated() -> bool {
+    /// Whether the gate is set.
+    pub(crate) fn gated() -> bool {
         std::env::var(GATE).is_ok_and(|v| v == "1")
     }
 
-    /// `python3` without any package: enough for the driver's `python-random` peer. `None`
+    /// `python3` without any package: enough for the driver's `python-*` peers. `None`
     /// (skip) when it cannot be started, unless the gate is set.
-    fn plain_python() -> Option<PeerConfig> {
+    pub(crate) fn plain_python() -> Option<PeerConfig> {
         let ok = Command::new("python3")
             .arg("--version")
             .stdout(Stdio::null())
@@ -730,6 +730,29 @@ mod tests {
             driver: locate(DEFAULT_DRIVER),
         })
     }
+
+    /// Whether a test of the real peers (`what`) runs: skips (false) without the gate, and
+    /// fails with the gate set but the peers' venv missing.
+    pub(crate) fn real_peers(what: &str) -> bool {
+        if !gated() {
+            eprintln!("skipped: set {GATE}=1 (with the venv: {VENV_HINT}) to run {what}");
+            return false;
+        }
+        assert!(
+            PeerConfig::venv_exists(),
+            "{GATE}=1 but the peers' venv {DEFAULT_PYTHON} is missing; create it with `{VENV_HINT}`"
+        );
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{plain_python, real_peers};
+    use super::*;
+    use crate::harness::{ask_time, run_one, Contender};
+    use crate::problem::{Conditional, Mixed};
+    use ferrotune::{CategoricalDistribution, FloatDistribution, IntDistribution, Params, Trial};
 
     /// A problem with every kind of distribution; its value is 1 when every parameter has
     /// the type and range it was suggested with, and NaN otherwise.
@@ -912,14 +935,9 @@ mod tests {
     /// creating the venv) and fails when the venv is missing then; skips otherwise.
     #[test]
     fn optuna_and_rustuna_run_the_conditional_and_mixed_problems() {
-        if !gated() {
-            eprintln!("skipped: set {GATE}=1 (with the venv: {VENV_HINT}) to run the peers");
+        if !real_peers("the peers") {
             return;
         }
-        assert!(
-            PeerConfig::venv_exists(),
-            "{GATE}=1 but the peers' venv {DEFAULT_PYTHON} is missing; create it with `{VENV_HINT}`"
-        );
         let driver = PeerDriver::spawn(&PeerConfig::default()).unwrap();
         let versions = driver.versions();
         assert_eq!(versions.get("optuna"), Some(&Some("5.0.0".to_owned())));

@@ -684,6 +684,7 @@ pub fn simulate_markdown(records: &[Record]) -> String {
 mod tests {
     use super::*;
     use crate::fidelity::{find_fidelity_problems, LearningCurves};
+    use crate::peer::test_support::{plain_python, real_peers};
 
     fn config(sampler: &str, pruner: &str, workers: u32, budget_fe: f64) -> SimConfig {
         let sampler_spec = match crate::harness::Contender::parse(sampler) {
@@ -868,32 +869,6 @@ mod tests {
         );
     }
 
-    /// `python3` without packages runs the driver's `python-random` sampler and
-    /// `python-median` pruner; `None` (skip) when it cannot be started, unless the peers'
-    /// gate is set.
-    fn plain_python() -> Option<PeerConfig> {
-        let ok = std::process::Command::new("python3")
-            .arg("--version")
-            .stdout(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            assert!(!gated(), "{GATE}=1 but python3 cannot be started");
-            eprintln!("skipped: python3 cannot be started");
-            return None;
-        }
-        Some(PeerConfig {
-            python: "python3".into(),
-            ..PeerConfig::default()
-        })
-    }
-
-    const GATE: &str = "FERROTUNE_BENCH_PEERS";
-
-    fn gated() -> bool {
-        std::env::var(GATE).is_ok_and(|v| v == "1")
-    }
-
     /// Checks the records of one simulated run: one worker per trial at a time, within the
     /// budget, trial numbers unique.
     fn check_sim(records: &[Record], workers: u32, budget_fe: f64, max_steps: u64) {
@@ -969,14 +944,9 @@ mod tests {
     /// and fails when the venv is missing then; skips otherwise.
     #[test]
     fn optuna_pruners_run_the_simulated_loop() {
-        if !gated() {
-            eprintln!("skipped: set {GATE}=1 (with the peers' venv) to run Optuna's pruners");
+        if !real_peers("Optuna's pruners") {
             return;
         }
-        assert!(
-            PeerConfig::venv_exists(),
-            "{GATE}=1 but the peers' venv (target/peers-venv) is missing"
-        );
         let p = LearningCurves;
         let mut peers = Peers::new(PeerConfig::default());
         for (sampler, pruner, workers) in [
