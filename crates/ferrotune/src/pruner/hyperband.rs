@@ -326,8 +326,7 @@ fn crc32(bytes: &[u8]) -> u32 {
 #[allow(clippy::float_cmp)]
 mod tests {
     use super::*;
-    use crate::pruner::test_util::study;
-    use crate::pruner::PrunerSpec;
+    use crate::pruner::test_util::{named_study, study};
     use crate::study::{Direction, Study};
     use serde_json::Value;
 
@@ -509,12 +508,7 @@ mod tests {
 
     #[test]
     fn each_bracket_judges_its_own_trials() -> Result<()> {
-        let study = Study::builder()
-            .name("hb-brackets")
-            .direction(Direction::Minimize)
-            .pruner(PrunerSpec::Nop)
-            .seed(1)
-            .build()?;
+        let study = named_study("hb-brackets")?;
         let p = HyperbandPruner::new(1, Resource::Steps(9), 3, 0)?;
         let b = p.brackets(&study.view())?.expect("fixed");
         assert_eq!(b.budgets(), &[9, 5, 3]);
@@ -535,12 +529,7 @@ mod tests {
 
     #[test]
     fn the_first_decision_comes_later_in_later_brackets() -> Result<()> {
-        let study = Study::builder()
-            .name("hb-steps")
-            .direction(Direction::Minimize)
-            .pruner(PrunerSpec::Nop)
-            .seed(1)
-            .build()?;
+        let study = named_study("hb-steps")?;
         let p = HyperbandPruner::new(1, Resource::Steps(9), 3, 0)?;
         let b = p.brackets(&study.view())?.expect("fixed");
         // The first trial of each bracket is good and completes; the later ones are bad and

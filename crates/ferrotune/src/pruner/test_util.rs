@@ -19,6 +19,16 @@ pub(crate) fn study_with(directions: Vec<Direction>) -> Result<Study> {
         .build()
 }
 
+/// A minimizing [`study`] with a given name (Hyperband's bracket assignment hashes it).
+pub(crate) fn named_study(name: &str) -> Result<Study> {
+    Study::builder()
+        .name(name)
+        .direction(Direction::Minimize)
+        .pruner(PrunerSpec::Nop)
+        .seed(1)
+        .build()
+}
+
 /// A running trial of `study` reporting `curve[i]` at step `i`.
 pub(crate) fn running<'s>(study: &'s Study, curve: &[f64]) -> Result<Trial<'s>> {
     let mut t = study.ask()?;
