@@ -399,6 +399,17 @@ impl PeerDriver {
         lock(&self.conn).call(op, request)
     }
 
+    /// A throwaway ferrotune study whose sampler forwards every suggestion to this driver's
+    /// current peer study, so the problem's own `suggest` drives the peer.
+    fn proxy_study(&self, seed: u64) -> Result<(Arc<Proxy>, Study), HarnessError> {
+        let proxy = Arc::new(Proxy::new(self.conn.clone()));
+        let study = bench_study(
+            Study::builder().custom_sampler("peer-proxy", proxy.clone()),
+            seed,
+        )?;
+        Ok((proxy, study))
+    }
+
     /// Runs the peer sampler `label` on `problem` for `n_trials` with `seed` (minimizing);
     /// one record per trial, as [`crate::harness::run_one`] writes for ferrotune.
     pub fn run(
@@ -412,11 +423,7 @@ impl PeerDriver {
             "run",
             &json!({"op": "run", "sampler": label, "seed": seed, "direction": "minimize"}),
         )?;
-        let proxy = Arc::new(Proxy::new(self.conn.clone()));
-        let study = bench_study(
-            Study::builder().custom_sampler("peer-proxy", proxy.clone()),
-            seed,
-        )?;
+        let (proxy, study) = self.proxy_study(seed)?;
         let mut records = RunRecords::new(problem, label, seed, n_trials);
         for _ in 0..n_trials {
             let asked: Asked = self.call("ask", &json!({"op": "ask"}))?;
@@ -484,11 +491,7 @@ impl PeerDriver {
             &json!({"op": "create", "sampler": sampler, "pruner": pruner, "seed": seed,
                     "direction": "minimize"}),
         )?;
-        let proxy = Arc::new(Proxy::new(self.conn.clone()));
-        let study = bench_study(
-            Study::builder().custom_sampler("peer-proxy", proxy.clone()),
-            seed,
-        )?;
+        let (proxy, study) = self.proxy_study(seed)?;
         Ok(PeerSimStudy {
             driver: self,
             proxy,
