@@ -57,7 +57,8 @@ pub fn suite_grid() -> BTreeMap<String, Vec<ParamValue>> {
     g
 }
 
-fn study(spec: SamplerSpec, seed: u64) -> Study {
+/// A single-objective in-memory study with `spec`, no pruner, and `seed`.
+pub(crate) fn study(spec: SamplerSpec, seed: u64) -> Study {
     Study::builder()
         .sampler(spec)
         .pruner(crate::pruner::PrunerSpec::Nop)

@@ -1,19 +1,11 @@
 #![allow(clippy::float_cmp)]
 
 use super::*;
-use crate::sampler::{conformance, SamplerSpec};
+use crate::sampler::conformance::{self, study};
+use crate::sampler::SamplerSpec;
 use crate::study::{Optimize, Study};
 use crate::trial::Trial;
 use crate::TrialError;
-
-fn study(spec: SamplerSpec, seed: u64) -> Study {
-    Study::builder()
-        .sampler(spec)
-        .pruner(crate::pruner::PrunerSpec::Nop)
-        .seed(seed)
-        .build()
-        .expect("build study")
-}
 
 fn tpe() -> SamplerSpec {
     SamplerSpec::tpe(TpeConfig::default())
