@@ -162,13 +162,20 @@ pub(crate) fn log_normal_mass(a: f64, b: f64) -> f64 {
     lb + log1mexp(la - lb)
 }
 
+/// Whether `[a, b]` straddles zero and is wider than ¼: then its normal mass is at least
+/// 0.098 and can be computed in linear space (see [`wide_normal_mass`]).
+#[inline]
+fn straddles_widely(a: f64, b: f64) -> bool {
+    a <= 0.0 && b >= 0.0 && b - a > 0.25
+}
+
 /// `Φ(b) − Φ(a)` when `[a, b]` straddles zero and is wider than ¼, so that the mass (at
 /// least 0.098) is accurate in linear space: `1 − Φ(a) − (1 − Φ(b))` has no cancellation
 /// (each tail is at most ½ and their sum at most 0.902). `None` for other intervals, whose
 /// mass needs [`log_normal_mass`]'s log-space path.
 #[inline]
 pub(crate) fn wide_normal_mass(a: f64, b: f64) -> Option<f64> {
-    if a <= 0.0 && b >= 0.0 && b - a > 0.25 {
+    if straddles_widely(a, b) {
         let tails = 0.5 * (erfc_nonneg(-a * FRAC_1_SQRT_2) + erfc_nonneg(b * FRAC_1_SQRT_2));
         Some(1.0 - tails)
     } else {
@@ -271,7 +278,7 @@ impl NormalTail {
     /// [`wide_normal_mass`]), to about 4e-9 absolute; `None` for other intervals.
     #[inline]
     pub(crate) fn wide_mass(&self, a: f64, b: f64) -> Option<f64> {
-        if a <= 0.0 && b >= 0.0 && b - a > 0.25 {
+        if straddles_widely(a, b) {
             Some(1.0 - self.upper(-a) - self.upper(b))
         } else {
             None
