@@ -276,8 +276,81 @@ impl FidelityProblem for LearningCurves {
     }
 }
 
-/// Every multi-fidelity problem: MFHartmann 3 and 6 at the four presets, Branin-MF and the
-/// learning curves.
+/// Counting Ones (Falkner, Klein & Hutter, "BOHB: Robust and efficient hyperparameter
+/// optimization at scale", ICML 2018, §5.1; HPOlib1.5's `counting_ones`): `d/2` binary
+/// categoricals and `d/2` continuous `x_j ∈ [0, 1]`, value
+/// `−(Σ cat + Σ_j mean of b Bernoulli(x_j) draws)`, minimum `−d` (every categorical 1,
+/// every `x_j = 1`). The budget `b` runs from `576/d` to `93312/d` draws per continuous
+/// variable, a ratio of 162: step `k ∈ 1..=162` has drawn `k·576/d` samples in all, each
+/// step adding `576/d` fresh ones to the same running means (so a trial's steps are one
+/// growing estimate, as epochs are one training run), seeded by the point, the step and
+/// the noise seed. The value is noisy at every budget (the noise-free value is
+/// `−(Σ cat + Σ x_j)`); each step costs the same, a whole trial 1 simulated second.
+#[derive(Clone, Copy, Debug)]
+pub struct CountingOnes {
+    /// Total dimension `d` (even): `d/2` categoricals and `d/2` floats.
+    pub dim: usize,
+}
+
+/// Counting Ones' steps: `93312 / 576`.
+const COUNTING_ONES_STEPS: u64 = 162;
+
+impl CountingOnes {
+    /// Draws per continuous variable added by each step.
+    fn draws_per_step(&self) -> u64 {
+        (576 / self.dim.max(1)) as u64
+    }
+
+    fn half(&self) -> usize {
+        self.dim / 2
+    }
+}
+
+impl FidelityProblem for CountingOnes {
+    fn name(&self) -> String {
+        format!("counting_ones_{}", self.dim)
+    }
+    fn suggest(&self, trial: &mut Trial<'_>) -> ferrotune::Result<()> {
+        for i in 0..self.half() {
+            trial.suggest_categorical(&format!("c{i}"), &[0_i64, 1])?;
+        }
+        suggest_box(trial, &vec![(0.0, 1.0); self.half()])
+    }
+    fn max_steps(&self) -> u64 {
+        COUNTING_ONES_STEPS
+    }
+    fn evaluate_at(&self, params: &Params, step: u64, noise_seed: u64) -> f64 {
+        let ones: f64 = (0..self.half())
+            .map(|i| {
+                params
+                    .get(&format!("c{i}"))
+                    .and_then(|v| v.as_i64())
+                    .map_or(f64::NAN, |c| c as f64)
+            })
+            .sum();
+        let x = coordinates(params, self.half());
+        let steps = step.clamp(1, COUNTING_ONES_STEPS);
+        let per_step = self.draws_per_step();
+        let mut hits = vec![0_u64; x.len()];
+        for k in 1..=steps {
+            let mut rng = TrialRng::from_seed(point_seed(&x, k, noise_seed));
+            for (h, &p) in hits.iter_mut().zip(&x) {
+                *h += (0..per_step).filter(|_| rng.uniform() < p).count() as u64;
+            }
+        }
+        let draws = (steps * per_step) as f64;
+        -(ones + hits.iter().map(|&h| h as f64 / draws).sum::<f64>())
+    }
+    fn cost(&self, _params: &Params, _step: u64) -> f64 {
+        1.0 / COUNTING_ONES_STEPS as f64
+    }
+    fn optimum(&self) -> Option<f64> {
+        Some(-(self.dim as f64))
+    }
+}
+
+/// Every multi-fidelity problem: MFHartmann 3 and 6 at the four presets, Branin-MF, the
+/// learning curves and Counting Ones with 8 and 32 dimensions.
 pub fn fidelity_suite() -> Vec<Box<dyn FidelityProblem>> {
     let mut all: Vec<Box<dyn FidelityProblem>> = Vec::new();
     for dim in [3, 6] {
@@ -287,6 +360,9 @@ pub fn fidelity_suite() -> Vec<Box<dyn FidelityProblem>> {
     }
     all.push(Box::new(BraninMf));
     all.push(Box::new(LearningCurves));
+    for dim in [8, 32] {
+        all.push(Box::new(CountingOnes { dim }));
+    }
     all
 }
 
@@ -329,7 +405,7 @@ pub struct UnknownProblem {
 mod tests {
     use super::*;
     use crate::synthetic::SYNTHETIC;
-    use ferrotune::{FloatDistribution, Param, ParamValue};
+    use ferrotune::{CategoricalDistribution, FloatDistribution, Param, ParamValue};
 
     fn synthetic(name: &str) -> Option<&'static crate::Synthetic> {
         SYNTHETIC.iter().find(|s| s.name == name)
@@ -440,6 +516,50 @@ mod tests {
         let found = find_fidelity_problems(&names).expect("known");
         assert_eq!(found.len(), 2);
         assert!(find_fidelity_problems(&["nope".to_owned()]).is_err());
-        assert_eq!(find_fidelity_problems(&[]).expect("all").len(), 10);
+        assert_eq!(find_fidelity_problems(&[]).expect("all").len(), 12);
+    }
+
+    fn counting_ones_params(cats: &[i64], x: &[f64]) -> Params {
+        let cat = CategoricalDistribution::new(vec![ParamValue::Int(0), ParamValue::Int(1)])
+            .expect("valid");
+        let mut all = params(x);
+        for (i, &c) in cats.iter().enumerate() {
+            all.insert(Param::new(
+                &format!("c{i}"),
+                cat.clone().into(),
+                ParamValue::Int(c),
+            ));
+        }
+        all
+    }
+
+    #[test]
+    fn counting_ones_is_minus_d_at_all_ones_and_unbiased_elsewhere() {
+        let p = CountingOnes { dim: 8 };
+        let best = counting_ones_params(&[1; 4], &[1.0; 4]);
+        for step in [1, 50, COUNTING_ONES_STEPS] {
+            assert_eq!(p.evaluate_at(&best, step, 3), -8.0);
+        }
+        assert_eq!(p.optimum(), Some(-8.0));
+        let x = counting_ones_params(&[1, 0, 1, 0], &[0.2, 0.5, 0.7, 0.9]);
+        let expected = -(2.0 + 0.2 + 0.5 + 0.7 + 0.9);
+        let spread = |step: u64| {
+            let values: Vec<f64> = (0..40).map(|seed| p.evaluate_at(&x, step, seed)).collect();
+            let mean = values.iter().sum::<f64>() / values.len() as f64;
+            let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64;
+            (mean, var.sqrt())
+        };
+        let (low_mean, low_sd) = spread(1);
+        let (high_mean, high_sd) = spread(COUNTING_ONES_STEPS);
+        assert!(
+            (low_mean - expected).abs() < 0.1,
+            "{low_mean} vs {expected}"
+        );
+        assert!(
+            (high_mean - expected).abs() < 0.01,
+            "{high_mean} vs {expected}"
+        );
+        // 162 times the draws: the spread shrinks by about √162 ≈ 12.7.
+        assert!(high_sd * 6.0 < low_sd, "{high_sd} vs {low_sd}");
     }
 }
