@@ -331,61 +331,73 @@ pub fn compare_peers(records: &[Record], optima: &Optima) -> Vec<Comparison> {
     let mut out = Vec::new();
     for (ours, peer) in pairings(labels(&runs)) {
         for budget in COMPARED_AT {
-            let mut rows = Vec::new();
-            let mut reached = false;
-            let mut raw: Vec<(f64, f64)> = Vec::new(); // (p worse, p better); NaN = untested
+            let mut samples = Vec::new();
             for (problem, samplers) in &runs {
                 let (Some(a), Some(b)) = (samplers.get(&ours), samplers.get(&peer)) else {
                     continue;
                 };
                 let offset = optimum(optima, problem).unwrap_or(0.0);
-                let (x, y) = (a.at(budget, offset), b.at(budget, offset));
-                reached |= !x.is_empty() && !y.is_empty();
-                let tested = if x.len() >= MIN_RUNS && y.len() >= MIN_RUNS {
-                    stats::mann_whitney_u(&x, &y, Alternative::Greater)
-                        .zip(stats::mann_whitney_u(&x, &y, Alternative::Less))
-                        .map(|(worse, better)| (worse.p, better.p))
-                } else {
-                    None
-                };
-                raw.push(tested.unwrap_or((f64::NAN, f64::NAN)));
-                rows.push(ComparisonRow {
-                    problem: problem.clone(),
-                    runs: (x.len(), y.len()),
-                    medians: (median(&x), median(&y)),
-                    p_worse: None,
-                    p_better: None,
-                    outcome: Outcome::NotAvailable,
-                });
+                samples.push((problem.clone(), a.at(budget, offset), b.at(budget, offset)));
             }
-            if !reached {
+            if !samples
+                .iter()
+                .any(|(_, x, y)| !x.is_empty() && !y.is_empty())
+            {
                 continue;
-            }
-            let worse = stats::holm(&raw.iter().map(|p| p.0).collect::<Vec<_>>());
-            let better = stats::holm(&raw.iter().map(|p| p.1).collect::<Vec<_>>());
-            for ((row, w), b) in rows.iter_mut().zip(worse).zip(better) {
-                if w.is_nan() || b.is_nan() {
-                    continue;
-                }
-                row.p_worse = Some(w);
-                row.p_better = Some(b);
-                row.outcome = if w <= ALPHA {
-                    Outcome::Loss
-                } else if b <= ALPHA {
-                    Outcome::Win
-                } else {
-                    Outcome::Tie
-                };
             }
             out.push(Comparison {
                 ferrotune: ours.clone(),
                 peer: peer.clone(),
                 budget,
-                rows,
+                rows: test_family(samples),
             });
         }
     }
     out
+}
+
+/// One family of tests (see [`compare_peers`]): per problem, ferrotune's final values `x`
+/// and the peer's `y` (smaller is better; `+∞` allowed), two one-sided Mann–Whitney U tests,
+/// each direction Holm-corrected across the family's problems, and the verdict at
+/// [`ALPHA`]. Problems with fewer than [`MIN_RUNS`] runs on a side are not tested.
+pub fn test_family(samples: Vec<(String, Vec<f64>, Vec<f64>)>) -> Vec<ComparisonRow> {
+    let mut rows = Vec::with_capacity(samples.len());
+    let mut raw: Vec<(f64, f64)> = Vec::new(); // (p worse, p better); NaN = untested
+    for (problem, x, y) in samples {
+        let tested = if x.len() >= MIN_RUNS && y.len() >= MIN_RUNS {
+            stats::mann_whitney_u(&x, &y, Alternative::Greater)
+                .zip(stats::mann_whitney_u(&x, &y, Alternative::Less))
+                .map(|(worse, better)| (worse.p, better.p))
+        } else {
+            None
+        };
+        raw.push(tested.unwrap_or((f64::NAN, f64::NAN)));
+        rows.push(ComparisonRow {
+            problem,
+            runs: (x.len(), y.len()),
+            medians: (median(&x), median(&y)),
+            p_worse: None,
+            p_better: None,
+            outcome: Outcome::NotAvailable,
+        });
+    }
+    let worse = stats::holm(&raw.iter().map(|p| p.0).collect::<Vec<_>>());
+    let better = stats::holm(&raw.iter().map(|p| p.1).collect::<Vec<_>>());
+    for ((row, w), b) in rows.iter_mut().zip(worse).zip(better) {
+        if w.is_nan() || b.is_nan() {
+            continue;
+        }
+        row.p_worse = Some(w);
+        row.p_better = Some(b);
+        row.outcome = if w <= ALPHA {
+            Outcome::Loss
+        } else if b <= ALPHA {
+            Outcome::Win
+        } else {
+            Outcome::Tie
+        };
+    }
+    rows
 }
 
 /// A number with about four significant digits, in scientific notation when very small or
@@ -499,22 +511,33 @@ pub fn markdown_with(records: &[Record], optima: &Optima, ask_times: &[AskTimeRe
         md.push('\n');
     }
 
-    peers_markdown(&mut md, &compare_peers(records, optima), optima);
+    peers_markdown(
+        &mut md,
+        &compare_peers(records, optima),
+        "trials",
+        |problem| optimum(optima, problem).is_some(),
+    );
     if !ask_times.is_empty() {
         md.push_str(&ask_time_markdown(ask_times));
     }
     md
 }
 
-/// The "ferrotune vs peers" section.
-fn peers_markdown(md: &mut String, comparisons: &[Comparison], optima: &Optima) {
+/// The "ferrotune vs peers" section: `unit` names what a comparison's budget counts
+/// (`trials`), `has_regret` tells whether a problem's medians are regrets (a known
+/// optimum) rather than best values.
+pub fn peers_markdown(
+    md: &mut String,
+    comparisons: &[Comparison],
+    unit: &str,
+    has_regret: impl Fn(&str) -> bool,
+) {
     let _ = writeln!(md, "## ferrotune vs peers\n");
     if comparisons.is_empty() {
         let _ = writeln!(
             md,
             "No pairing to compare: it needs a sampler `X` and its peer `optuna-X` or \
-             `rustuna-X` on the same problems, with at least {} trials.\n",
-            COMPARED_AT[0]
+             `rustuna-X` on the same problems.\n"
         );
         return;
     }
@@ -522,7 +545,7 @@ fn peers_markdown(md: &mut String, comparisons: &[Comparison], optima: &Optima) 
         md,
         "Per problem, two one-sided Mann–Whitney U tests (Mann & Whitney 1947; exact for small \
          samples without ties, else the normal approximation with tie and continuity \
-         corrections) of the final regrets of all runs: H1 \"ferrotune is worse\" and H1 \
+         corrections) of the final regrets (best values where no optimum is known) of all runs: H1 \"ferrotune is worse\" and H1 \
          \"ferrotune is better\". Each direction is Holm–Bonferroni corrected (Holm 1979) \
          across the problems of one pairing and budget, at α = {ALPHA}. A problem is a \
          **loss** or a **win** when that direction is significant, a tie otherwise, n/a with \
@@ -530,7 +553,7 @@ fn peers_markdown(md: &mut String, comparisons: &[Comparison], optima: &Optima) 
     );
     let _ = writeln!(
         md,
-        "| ferrotune | peer | trials | wins | ties | losses | n/a |"
+        "| ferrotune | peer | {unit} | wins | ties | losses | n/a |"
     );
     let _ = writeln!(md, "|---|---|---|---|---|---|---|");
     for c in comparisons {
@@ -545,7 +568,7 @@ fn peers_markdown(md: &mut String, comparisons: &[Comparison], optima: &Optima) 
     for c in comparisons {
         let _ = writeln!(
             md,
-            "### {} vs {} after {} trials\n",
+            "### {} vs {} after {} {unit}\n",
             c.ferrotune, c.peer, c.budget
         );
         let _ = writeln!(
@@ -556,7 +579,7 @@ fn peers_markdown(md: &mut String, comparisons: &[Comparison], optima: &Optima) 
         let _ = writeln!(md, "|---|---|---|---|---|---|---|");
         let mut unmarked_best = false;
         for r in &c.rows {
-            let mark = if optimum(optima, &r.problem).is_some() {
+            let mark = if has_regret(&r.problem) {
                 ""
             } else {
                 unmarked_best = true;
@@ -585,7 +608,7 @@ fn peers_markdown(md: &mut String, comparisons: &[Comparison], optima: &Optima) 
         let (w, t, l, na) = c.tally();
         let _ = writeln!(
             md,
-            "{} vs {} after {} trials: {w} wins / {t} ties / {l} losses{}.\n",
+            "{} vs {} after {} {unit}: {w} wins / {t} ties / {l} losses{}.\n",
             c.ferrotune,
             c.peer,
             c.budget,

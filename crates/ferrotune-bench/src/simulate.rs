@@ -38,6 +38,7 @@ use crate::harness::{
     append_lines, for_each_line_of, noise_seed, open_append, HarnessError, Record, RECORD_VERSION,
 };
 use crate::peer::{PeerConfig, Peers};
+use crate::report::{peers_markdown, test_family, Comparison, PEER_PREFIXES};
 use ferrotune::{Params, PrunerSpec, SamplerSpec, Study, Trial, TrialState};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
@@ -497,6 +498,72 @@ pub fn simulate_all(
     Ok(progress)
 }
 
+/// Tests every simulated ferrotune contender `S+P@W` against its peer counterpart
+/// `optuna-S+optuna-P@W` (the same sampler name and pruner in the peer's package, the same
+/// workers; likewise for every prefix of [`PEER_PREFIXES`]) on each problem both ran:
+/// the final best values at maximum fidelity of all seeds (`+∞` when a run completed no
+/// trial), one-sided Mann–Whitney U tests with Holm's correction across the problems of a
+/// pairing ([`test_family`]). The comparison's budget is the largest budget (in
+/// full-fidelity equivalents, rounded) the pairing's runs consumed.
+pub fn compare_simulated(records: &[Record]) -> Vec<Comparison> {
+    // label → problem → final best per seed.
+    let mut finals: BTreeMap<&str, BTreeMap<&str, Vec<f64>>> = BTreeMap::new();
+    let mut budgets: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut runs: BTreeMap<(&str, &str, u64), Vec<&Record>> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.is_simulated()) {
+        runs.entry((&r.sampler, &r.problem, r.seed))
+            .or_default()
+            .push(r);
+        let b = budgets.entry(&r.sampler).or_insert(0.0);
+        *b = b.max(r.consumed_budget.unwrap_or(0.0));
+    }
+    for ((l, problem, _), run) in &runs {
+        finals
+            .entry(l)
+            .or_default()
+            .entry(problem)
+            .or_default()
+            .push(final_best(run));
+    }
+    let mut out = Vec::new();
+    for (&ours, by_problem) in &finals {
+        let Some((sampler, pruner, workers)) = split_label(ours) else {
+            continue;
+        };
+        if PEER_PREFIXES.iter().any(|p| sampler.starts_with(p)) {
+            continue;
+        }
+        for prefix in PEER_PREFIXES {
+            let peer_sampler = format!("{prefix}{sampler}");
+            let Ok(peer_pruner) = peer_pruner(&peer_sampler, pruner) else {
+                continue;
+            };
+            let peer = label(&peer_sampler, &peer_pruner, workers);
+            let Some(theirs) = finals.get(peer.as_str()) else {
+                continue;
+            };
+            let samples: Vec<(String, Vec<f64>, Vec<f64>)> = by_problem
+                .iter()
+                .filter_map(|(problem, x)| {
+                    let y = theirs.get(problem)?;
+                    Some(((*problem).to_owned(), x.clone(), y.clone()))
+                })
+                .collect();
+            if samples.is_empty() {
+                continue;
+            }
+            let budget = budgets[ours].max(budgets.get(peer.as_str()).copied().unwrap_or(0.0));
+            out.push(Comparison {
+                ferrotune: ours.to_owned(),
+                peer,
+                budget: budget.round() as u64,
+                rows: test_family(samples),
+            });
+        }
+    }
+    out
+}
+
 /// The median of `values` (NaN-free), or `None` when empty; `+∞` counts as a value.
 fn median(values: &mut [f64]) -> Option<f64> {
     if values.is_empty() {
@@ -677,6 +744,17 @@ pub fn simulate_markdown(records: &[Record]) -> String {
             let _ = writeln!(out, "Best final median: **{best}** ({v:.4}).\n");
         }
     }
+    let comparisons = compare_simulated(records);
+    if !comparisons.is_empty() {
+        let _ = writeln!(
+            out,
+            "Final best values at maximum fidelity, ferrotune's sampler and pruner against the \
+             peer's of the same names with the same workers.\n"
+        );
+        peers_markdown(&mut out, &comparisons, "full-fidelity equivalents", |_| {
+            false
+        });
+    }
     out
 }
 
@@ -724,6 +802,47 @@ mod tests {
             &mut Peers::new(PeerConfig::default()),
         )
         .expect("runs")
+    }
+
+    #[test]
+    fn simulated_contenders_are_paired_with_the_peer_of_the_same_names() {
+        let p = LearningCurves;
+        let ours = config("random", "median", 2, 4.0);
+        let mut records = Vec::new();
+        for seed in 0..6 {
+            let run = sim(&p, &ours, seed);
+            // A "peer" whose every value is worse by 1 (relabelled copies of our runs).
+            records.extend(run.iter().cloned().map(|mut r| {
+                r.sampler = label("optuna-random", "optuna-median", 2);
+                r.best_so_far = r.best_so_far.map(|b| b + 1.0);
+                r
+            }));
+            records.extend(run);
+        }
+        let comparisons = compare_simulated(&records);
+        assert_eq!(comparisons.len(), 1, "{comparisons:?}");
+        let c = &comparisons[0];
+        assert_eq!(c.ferrotune, "random+median@2");
+        assert_eq!(c.peer, "optuna-random+optuna-median@2");
+        assert_eq!(c.budget, 4);
+        assert_eq!(c.tally(), (1, 0, 0, 0));
+        // Swapped, the same data is a loss.
+        let swapped: Vec<Record> = records
+            .into_iter()
+            .map(|mut r| {
+                r.best_so_far = r.best_so_far.map(|b| {
+                    if r.sampler.starts_with("optuna") {
+                        b - 2.0
+                    } else {
+                        b
+                    }
+                });
+                r
+            })
+            .collect();
+        assert_eq!(compare_simulated(&swapped)[0].tally(), (0, 0, 1, 0));
+        assert!(simulate_markdown(&swapped)
+            .contains("random+median@2 vs optuna-random+optuna-median@2"));
     }
 
     #[test]
