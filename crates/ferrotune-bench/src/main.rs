@@ -393,7 +393,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             )?;
             print!("{}", report::markdown_with(&records, &optima, &ask_times));
             if let Some(dir) = svg {
-                let written = report::write_svgs(&records, &optima, &dir)
+                let mut plots = report::plots(&records, &optima);
+                plots.extend(simulate::plots(&simulated));
+                let written = report::write_plots(plots, &dir)
                     .with_context(|| format!("cannot write the plots into {}", dir.display()))?;
                 eprintln!("{} plot(s) written to {}", written.len(), dir.display());
             }

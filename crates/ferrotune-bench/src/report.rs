@@ -791,10 +791,19 @@ pub fn write_svgs(
     optima: &Optima,
     dir: &Path,
 ) -> std::io::Result<Vec<PathBuf>> {
+    write_plots(plots(records, optima), dir)
+}
+
+/// Writes `dir/<name>.svg` for every plot (names through [`file_stem`], collisions
+/// numbered as in [`write_svgs`]), creating `dir` if needed. Returns the files written.
+pub fn write_plots(
+    plots: BTreeMap<String, svg::Plot>,
+    dir: &Path,
+) -> std::io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let mut used = BTreeSet::new();
     let mut written = Vec::new();
-    for (problem, plot) in plots(records, optima) {
+    for (problem, plot) in plots {
         let base = file_stem(&problem);
         let mut stem = base.clone();
         let mut k = 2;

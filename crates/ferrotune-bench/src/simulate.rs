@@ -39,6 +39,7 @@ use crate::harness::{
 };
 use crate::peer::{PeerConfig, Peers};
 use crate::report::{peers_markdown, test_family, Comparison, PEER_PREFIXES};
+use crate::svg::{Plot, Series};
 use ferrotune::{Params, PrunerSpec, SamplerSpec, Study, Trial, TrialState};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
@@ -564,6 +565,88 @@ pub fn compare_simulated(records: &[Record]) -> Vec<Comparison> {
     out
 }
 
+/// Points per curve of [`plots`].
+const PLOT_POINTS: usize = 60;
+
+/// Per problem and worker count (keyed `<problem>@<W>`), the plot of each contender's median
+/// best value at maximum fidelity against simulated time, with its interquartile range
+/// across seeds; a time at which fewer than half of the runs have a value is left out. A
+/// contender keeps its color in every plot (its index among all labels).
+pub fn plots(records: &[Record]) -> BTreeMap<String, Plot> {
+    // (problem, workers) → label → seed → records.
+    let mut runs: BTreeMap<(&str, u32), BTreeMap<&str, BTreeMap<u64, Vec<&Record>>>> =
+        BTreeMap::new();
+    for r in records.iter().filter(|r| r.is_simulated()) {
+        let Some((_, _, workers)) = split_label(&r.sampler) else {
+            continue;
+        };
+        runs.entry((&r.problem, workers))
+            .or_default()
+            .entry(&r.sampler)
+            .or_default()
+            .entry(r.seed)
+            .or_default()
+            .push(r);
+    }
+    let style: BTreeMap<&str, usize> = runs
+        .values()
+        .flat_map(|by_label| by_label.keys().copied())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| (l, i))
+        .collect();
+    let mut out = BTreeMap::new();
+    for ((problem, workers), by_label) in &runs {
+        let t_max = by_label
+            .values()
+            .flat_map(|s| s.values())
+            .flatten()
+            .filter_map(|r| r.sim_end)
+            .fold(0.0, f64::max);
+        let series = by_label
+            .iter()
+            .map(|(label, by_seed)| {
+                let points = (1..=PLOT_POINTS)
+                    .filter_map(|i| {
+                        let t = t_max * i as f64 / PLOT_POINTS as f64;
+                        let mut bests: Vec<f64> = by_seed
+                            .values()
+                            .map(|run| {
+                                best_by(run, t, |r: &Record| r.sim_end).unwrap_or(f64::INFINITY)
+                            })
+                            .collect();
+                        bests.sort_by(f64::total_cmp);
+                        let q = |f: f64| bests[((bests.len() - 1) as f64 * f).round() as usize];
+                        let (lo, med, hi) = (q(0.25), q(0.5), q(0.75));
+                        // An upper quartile without a value yet is drawn at the median.
+                        med.is_finite()
+                            .then(|| (t, med, lo, if hi.is_finite() { hi } else { med }))
+                    })
+                    .collect();
+                Series {
+                    label: (*label).to_owned(),
+                    style: style.get(label).copied().unwrap_or(0),
+                    points,
+                }
+            })
+            .collect();
+        out.insert(
+            format!("{problem}@{workers}"),
+            Plot {
+                title: format!("{problem}, {workers} simulated worker(s)"),
+                subtitle: "best value at maximum fidelity: median (line) and interquartile \
+                           range (band) across seeds"
+                    .to_owned(),
+                x_label: "simulated time (s)".to_owned(),
+                y_label: "best value".to_owned(),
+                series,
+            },
+        );
+    }
+    out
+}
+
 /// The median of `values` (NaN-free), or `None` when empty; `+∞` counts as a value.
 fn median(values: &mut [f64]) -> Option<f64> {
     if values.is_empty() {
@@ -843,6 +926,30 @@ mod tests {
         assert_eq!(compare_simulated(&swapped)[0].tally(), (0, 0, 1, 0));
         assert!(simulate_markdown(&swapped)
             .contains("random+median@2 vs optuna-random+optuna-median@2"));
+    }
+
+    #[test]
+    fn plots_show_each_worker_count_with_non_increasing_medians() {
+        let p = LearningCurves;
+        let mut records = Vec::new();
+        for (pruner, workers) in [("nop", 1), ("median", 1), ("median", 4)] {
+            for seed in 0..3 {
+                records.extend(sim(&p, &config("random", pruner, workers, 5.0), seed));
+            }
+        }
+        let plots = plots(&records);
+        let keys: Vec<&str> = plots.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["lc_hartmann6@1", "lc_hartmann6@4"]);
+        assert_eq!(plots["lc_hartmann6@1"].series.len(), 2);
+        for plot in plots.values() {
+            for series in &plot.series {
+                assert!(!series.points.is_empty(), "{}", series.label);
+                for w in series.points.windows(2) {
+                    assert!(w[0].0 < w[1].0 && w[1].1 <= w[0].1, "{:?}", series.points);
+                }
+                assert!(series.points.iter().all(|&(_, m, lo, hi)| lo <= m && m <= hi));
+            }
+        }
     }
 
     #[test]
