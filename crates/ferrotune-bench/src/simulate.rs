@@ -565,6 +565,9 @@ pub fn compare_simulated(records: &[Record]) -> Vec<Comparison> {
     out
 }
 
+/// One contender's runs: seed → its records in finishing order.
+type SeedRuns<'r> = BTreeMap<u64, Vec<&'r Record>>;
+
 /// Points per curve of [`plots`].
 const PLOT_POINTS: usize = 60;
 
@@ -574,8 +577,7 @@ const PLOT_POINTS: usize = 60;
 /// contender keeps its color in every plot (its index among all labels).
 pub fn plots(records: &[Record]) -> BTreeMap<String, Plot> {
     // (problem, workers) → label → seed → records.
-    let mut runs: BTreeMap<(&str, u32), BTreeMap<&str, BTreeMap<u64, Vec<&Record>>>> =
-        BTreeMap::new();
+    let mut runs: BTreeMap<(&str, u32), BTreeMap<&str, SeedRuns>> = BTreeMap::new();
     for r in records.iter().filter(|r| r.is_simulated()) {
         let Some((_, _, workers)) = split_label(&r.sampler) else {
             continue;
@@ -699,7 +701,7 @@ fn cell(v: Option<f64>) -> String {
 /// runs are ignored.
 pub fn simulate_markdown(records: &[Record]) -> String {
     // problem → label → seed → records in finishing order.
-    let mut runs: BTreeMap<&str, BTreeMap<&str, BTreeMap<u64, Vec<&Record>>>> = BTreeMap::new();
+    let mut runs: BTreeMap<&str, BTreeMap<&str, SeedRuns>> = BTreeMap::new();
     for r in records.iter().filter(|r| r.is_simulated()) {
         runs.entry(&r.problem)
             .or_default()
@@ -947,7 +949,10 @@ mod tests {
                 for w in series.points.windows(2) {
                     assert!(w[0].0 < w[1].0 && w[1].1 <= w[0].1, "{:?}", series.points);
                 }
-                assert!(series.points.iter().all(|&(_, m, lo, hi)| lo <= m && m <= hi));
+                assert!(series
+                    .points
+                    .iter()
+                    .all(|&(_, m, lo, hi)| lo <= m && m <= hi));
             }
         }
     }
