@@ -4,8 +4,11 @@
 //! `bench/peers/` holds the Python scripts that measure Optuna and Rustuna on the overhead and
 //! storage loops, and `requirements.txt`, which pins the peers.
 
+pub mod digits_net;
 pub mod fidelity;
 pub mod harness;
+#[cfg(feature = "lcbench")]
+pub mod lcbench;
 pub mod ml;
 pub mod peer;
 pub mod problem;

@@ -48,6 +48,19 @@ pub fn evaluate_split(
     Ok(correct as f64 / test.len() as f64)
 }
 
+/// The training rows of each fold: the `n` rows outside its test fold, ascending.
+fn train_folds(test_folds: &[Vec<usize>], n: usize) -> Vec<Vec<usize>> {
+    let mut fold_of = vec![0; n];
+    for (k, fold) in test_folds.iter().enumerate() {
+        for &i in fold {
+            fold_of[i] = k;
+        }
+    }
+    (0..test_folds.len())
+        .map(|k| (0..n).filter(|&i| fold_of[i] != k).collect())
+        .collect()
+}
+
 /// Per-fold test accuracies of `config` under stratified `folds`-fold
 /// cross-validation (see [`stratified_folds`] for the split).
 ///
@@ -64,18 +77,42 @@ pub fn cv_scores(
     seed: u64,
 ) -> Result<Vec<f64>, EvalError> {
     let test_folds = stratified_folds(data.y(), folds, seed)?;
-    let mut fold_of = vec![0; data.n_samples()];
-    for (k, fold) in test_folds.iter().enumerate() {
-        for &i in fold {
-            fold_of[i] = k;
-        }
-    }
-    test_folds
+    train_folds(&test_folds, data.n_samples())
         .iter()
+        .zip(&test_folds)
         .enumerate()
-        .map(|(k, test)| {
-            let train: Vec<usize> = (0..data.n_samples()).filter(|&i| fold_of[i] != k).collect();
-            evaluate_split(data, config, &train, test, derive_seed(seed, k as u64))
+        .map(|(k, (train, test))| {
+            evaluate_split(data, config, train, test, derive_seed(seed, k as u64))
+        })
+        .collect()
+}
+
+/// One train/test split of a dataset: the training part and the held-out part.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Split {
+    /// The rows a model is fitted on.
+    pub train: Dataset,
+    /// The held-out rows it is scored on.
+    pub test: Dataset,
+}
+
+/// The `folds` train/test splits of stratified `folds`-fold cross-validation, as datasets:
+/// the same folds [`cv_scores`] uses for this `seed` (fold `k` is the test part of split
+/// `k`, rows in their original order). Models trained epoch by epoch (the MLP) build them
+/// once and keep one trainer per split.
+///
+/// # Errors
+/// As [`stratified_folds`].
+pub fn stratified_splits(data: &Dataset, folds: usize, seed: u64) -> Result<Vec<Split>, EvalError> {
+    let test_folds = stratified_folds(data.y(), folds, seed)?;
+    train_folds(&test_folds, data.n_samples())
+        .iter()
+        .zip(&test_folds)
+        .map(|(train, test)| {
+            Ok(Split {
+                train: data.subset(train)?,
+                test: data.subset(test)?,
+            })
         })
         .collect()
 }
@@ -148,6 +185,52 @@ mod tests {
             let acc = cv_accuracy(&data, &ModelConfig::Svm { c: 10.0, kernel }, 3, 0).unwrap();
             assert!(acc > 0.9, "{kernel:?}: accuracy {acc}");
         }
+    }
+
+    /// The splits are cv_scores' folds as datasets: the test parts partition the data
+    /// (stratified), and a model scored on split k gets fold k's score.
+    #[test]
+    fn splits_are_the_cross_validation_folds() {
+        let data = small_digits();
+        let splits = stratified_splits(&data, 3, 5).unwrap();
+        assert_eq!(splits.len(), 3);
+        let config = ModelConfig::Knn { n_neighbors: 3 };
+        let scores = cv_scores(&data, &config, 3, 5).unwrap();
+        for (k, split) in splits.iter().enumerate() {
+            assert_eq!(
+                split.train.n_samples() + split.test.n_samples(),
+                data.n_samples()
+            );
+            for class in data.classes() {
+                let here = split.test.y().iter().filter(|&&y| y == class).count();
+                assert!(here.abs_diff(80 / 3) <= 1, "class {class}: {here}");
+            }
+            let rows = |d: &Dataset| -> Vec<usize> { (0..d.n_samples()).collect() };
+            let joined = Dataset::new(
+                split
+                    .train
+                    .x()
+                    .iter()
+                    .chain(split.test.x())
+                    .cloned()
+                    .collect(),
+                split
+                    .train
+                    .y()
+                    .iter()
+                    .chain(split.test.y())
+                    .copied()
+                    .collect(),
+            )
+            .unwrap();
+            let n_train = split.train.n_samples();
+            let all = rows(&joined);
+            let score =
+                evaluate_split(&joined, &config, &all[..n_train], &all[n_train..], 0).unwrap();
+            assert!((score - scores[k]).abs() < 1e-12, "fold {k}");
+        }
+        assert!(data.subset(&[]).is_err());
+        assert!(data.subset(&[data.n_samples()]).is_err());
     }
 
     #[test]

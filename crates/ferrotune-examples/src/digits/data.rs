@@ -92,6 +92,28 @@ impl Dataset {
         classes
     }
 
+    /// The rows at `rows` (in that order, repeats allowed), as a new dataset.
+    ///
+    /// # Errors
+    /// [`EvalError::InvalidData`] if `rows` is empty or an index is out of range.
+    pub fn subset(&self, rows: &[usize]) -> Result<Self, EvalError> {
+        if rows.is_empty() {
+            return Err(EvalError::InvalidData(
+                "a subset needs at least one row".into(),
+            ));
+        }
+        if let Some(&bad) = rows.iter().find(|&&i| i >= self.x.len()) {
+            return Err(EvalError::InvalidData(format!(
+                "row {bad} out of range for {} samples",
+                self.x.len()
+            )));
+        }
+        Ok(Self {
+            x: rows.iter().map(|&i| self.x[i].clone()).collect(),
+            y: rows.iter().map(|&i| self.y[i]).collect(),
+        })
+    }
+
     /// A seeded, class-stratified subsample containing at most
     /// `per_class` rows of every class (rows keep their original order).
     ///
@@ -229,6 +251,13 @@ impl Standardizer {
             })
             .collect();
         Self { mean, scale }
+    }
+
+    /// Standardizes one row into `out` (same length), as `f32`.
+    pub(crate) fn standardize_row(&self, row: &[f64], out: &mut [f32]) {
+        for (((o, v), m), s) in out.iter_mut().zip(row).zip(&self.mean).zip(&self.scale) {
+            *o = ((v - m) / s) as f32;
+        }
     }
 
     /// Standardizes the given rows of `x` into a column-major smartcore matrix.

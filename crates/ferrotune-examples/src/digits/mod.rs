@@ -1,6 +1,7 @@
-//! Cross-validated evaluation of classic classifiers on the digits dataset.
+//! Cross-validated evaluation of classic classifiers, and of a small neural network, on the
+//! digits dataset.
 //!
-//! This crate wraps three [`smartcore`] classifiers — random forest, support
+//! This module wraps three [`smartcore`] classifiers — random forest, support
 //! vector machine and k-nearest neighbours — behind one [`ModelConfig`] enum
 //! and scores them with seeded, stratified k-fold cross-validation
 //! ([`cv_accuracy`]). The hyperparameters mirror the search spaces of
@@ -19,6 +20,10 @@
 //! | SVM | `kernel` | linear / poly / rbf / sigmoid |
 //! | KNN | `n_neighbors` | 1..=20 |
 //!
+//! Beside them, [`MlpTrainer`] trains a small neural network (a multilayer perceptron,
+//! plain Rust, see [`mlp`] for its design and search space) epoch by epoch, so its learning
+//! curve can be reported and pruned; [`MlpCrossValidation`] runs the folds in lockstep.
+//!
 //! Preprocessing: features are z-scored **inside every fold** using only the
 //! training part's mean and (population) standard deviation, so no test-fold
 //! information leaks into training. Constant features get scale 1 (they map
@@ -36,12 +41,19 @@
 
 mod cv;
 mod data;
+pub mod mlp;
 mod models;
 mod svm;
 
-pub use cv::{cv_accuracy, cv_scores, evaluate_split};
+pub use cv::{cv_accuracy, cv_scores, evaluate_split, stratified_splits, Split};
 pub use data::{
     load_digits, stratified_folds, Dataset, DIGITS_N_CLASSES, DIGITS_N_FEATURES, DIGITS_N_SAMPLES,
+};
+pub use mlp::{
+    epoch_cost, validation_curve, CheckpointError, MlpConfig, MlpCrossValidation, MlpState,
+    MlpTrainer, BATCH_SIZE_RANGE, CHECKPOINT_VERSION, DIVERGED_ERROR, HIDDEN_LAYERS_RANGE,
+    HIDDEN_WIDTH_RANGE, LEARNING_RATE_RANGE, MOMENTUM_RANGE, SIM_SECONDS_PER_PARAM_SAMPLE,
+    WEIGHT_DECAY_RANGE,
 };
 pub use models::{
     Criterion, Kernel, ModelConfig, ModelKind, SVM_DEGREE, SVM_EPOCHS, SVM_POLY_COEF0,
@@ -68,6 +80,10 @@ pub enum EvalError {
     /// The requested cross-validation split cannot be built for this dataset.
     #[error("invalid cross-validation setup: {0}")]
     InvalidFolds(String),
+
+    /// An MLP checkpoint could not be read or does not fit the training set.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
 
     /// smartcore reported an error while fitting or predicting.
     #[error("{model} failed: {source}")]
