@@ -268,6 +268,9 @@ def new_peer(label, seed, direction="minimize", pruner=None):
         known = ", ".join(SAMPLERS)
         raise ValueError(f"unknown peer sampler {label!r}; the known ones are {known}")
     cls, make_sampler = SAMPLERS[label]
+    # NumPy's legacy seeding (Optuna's samplers) takes seeds below 2**32; the harness draws
+    # 64-bit seeds with --random-seeds, so they are reduced modulo 2**32 here.
+    seed %= 2**32
     if pruner is None:
         return cls(make_sampler, seed, direction)
     if pruner not in PRUNERS:

@@ -14,7 +14,9 @@
 use crate::synthetic::{hartmann3_with, hartmann6_with, HARTMANN_ALPHA};
 use ferrotune::rng::TrialRng;
 use ferrotune::{Params, Trial};
+use std::collections::BTreeSet;
 use std::f64::consts::PI;
+use std::path::Path;
 
 /// A problem observed at increasing fidelities `1..=max_steps()`: step `z` of a trial is one
 /// unit of work (an epoch), whose value [`evaluate_at`](FidelityProblem::evaluate_at) the
@@ -366,28 +368,119 @@ pub fn fidelity_suite() -> Vec<Box<dyn FidelityProblem>> {
     all
 }
 
-/// The problems named in `names` (all when empty).
+/// The names of the problems [`find_fidelity_problems`] builds on request only, beside
+/// [`fidelity_suite`]: the digits network (it trains real networks) and the LCBench
+/// surrogate tasks (`lcbench` for all six; feature `lcbench` and the benchmark data).
+pub const REAL_FIDELITY_PROBLEMS: [&str; 8] = [
+    "digits_net",
+    "lcbench",
+    "lcbench_3945",
+    "lcbench_7593",
+    "lcbench_34539",
+    "lcbench_126025",
+    "lcbench_146212",
+    "lcbench_167104",
+];
+
+/// The problems named in `names` (the [`fidelity_suite`] when empty), each once:
+/// the synthetic ones, `digits_net`, and the LCBench tasks (`lcbench_<task>`, or `lcbench`
+/// for all of [`REAL_FIDELITY_PROBLEMS`]' tasks), read from `data` (the benchmark data
+/// folder) with the feature `lcbench`.
 pub fn find_fidelity_problems(
     names: &[String],
-) -> Result<Vec<Box<dyn FidelityProblem>>, UnknownProblem> {
+    data: Option<&Path>,
+) -> Result<Vec<Box<dyn FidelityProblem>>, FidelityFindError> {
     let mut suite = fidelity_suite();
     if names.is_empty() {
         return Ok(suite);
     }
-    let mut chosen = Vec::with_capacity(names.len());
+    let mut chosen: Vec<Box<dyn FidelityProblem>> = Vec::with_capacity(names.len());
     for name in names {
         let name = name.trim();
-        match suite.iter().position(|p| p.name() == name) {
-            Some(i) => chosen.push(suite.swap_remove(i)),
-            None => {
-                return Err(UnknownProblem {
-                    name: name.to_owned(),
-                    known: fidelity_suite().iter().map(|p| p.name()).collect(),
-                })
-            }
+        if let Some(i) = suite.iter().position(|p| p.name() == name) {
+            chosen.push(suite.swap_remove(i));
+        } else if name == "digits_net" {
+            chosen.push(Box::new(crate::digits_net::DigitsNet::new()?));
+        } else if name == "lcbench" || name.starts_with("lcbench_") {
+            chosen.extend(lcbench(name, data)?);
+        } else {
+            return Err(unknown(name));
         }
     }
+    let mut seen = BTreeSet::new();
+    if let Some(twice) = chosen
+        .iter()
+        .map(|p| p.name())
+        .find(|n| !seen.insert(n.clone()))
+    {
+        return Err(unknown(&twice));
+    }
     Ok(chosen)
+}
+
+fn unknown(name: &str) -> FidelityFindError {
+    FidelityFindError::Unknown(UnknownProblem {
+        name: name.to_owned(),
+        known: fidelity_suite()
+            .iter()
+            .map(|p| p.name())
+            .chain(REAL_FIDELITY_PROBLEMS.iter().map(|n| (*n).to_owned()))
+            .collect(),
+    })
+}
+
+/// The LCBench problems `name` asks for (`lcbench` or `lcbench_<task>`).
+#[cfg(feature = "lcbench")]
+fn lcbench(
+    name: &str,
+    data: Option<&Path>,
+) -> Result<Vec<Box<dyn FidelityProblem>>, FidelityFindError> {
+    let Some(data) = data else {
+        return Err(FidelityFindError::NoData(name.to_owned()));
+    };
+    if name == "lcbench" {
+        return Ok(crate::lcbench::lcbench_problems(data)?);
+    }
+    match name.trim_start_matches("lcbench_").parse::<u32>() {
+        Ok(task) => Ok(vec![crate::lcbench::lcbench_problem(data, task)?]),
+        Err(_) => Err(unknown(name)),
+    }
+}
+
+/// Without the feature, the LCBench problems are named but not available.
+#[cfg(not(feature = "lcbench"))]
+fn lcbench(
+    name: &str,
+    _data: Option<&Path>,
+) -> Result<Vec<Box<dyn FidelityProblem>>, FidelityFindError> {
+    Err(FidelityFindError::NeedsFeature(name.to_owned()))
+}
+
+/// Why [`find_fidelity_problems`] could not build the problems asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum FidelityFindError {
+    /// A name no problem has, or one named twice.
+    #[error(transparent)]
+    Unknown(#[from] UnknownProblem),
+    /// The digits network could not be set up.
+    #[error("cannot set up the digits network: {0}")]
+    DigitsNet(#[from] ferrotune_examples::digits::EvalError),
+    /// An LCBench problem in a build without the feature `lcbench`.
+    #[error(
+        "`{0}` needs the LCBench surrogate, which this build leaves out; rebuild with \
+         `--features lcbench` (cargo build --release -p ferrotune-bench --features lcbench)"
+    )]
+    NeedsFeature(String),
+    /// An LCBench problem without a data folder.
+    #[error(
+        "`{0}` reads the LCBench surrogate from the benchmark data folder; pass --data DIR \
+         or set FERROTUNE_BENCH_DATA to the folder holding yahpo/lcbench/"
+    )]
+    NoData(String),
+    /// The LCBench surrogate could not be loaded.
+    #[cfg(feature = "lcbench")]
+    #[error(transparent)]
+    Lcbench(#[from] crate::lcbench::LcbenchError),
 }
 
 /// A multi-fidelity problem name that [`find_fidelity_problems`] does not know (or one named
@@ -513,10 +606,20 @@ mod tests {
     #[test]
     fn problems_are_found_by_name() {
         let names = ["mfh3_good".to_owned(), "branin_mf".to_owned()];
-        let found = find_fidelity_problems(&names).expect("known");
+        let found = find_fidelity_problems(&names, None).expect("known");
         assert_eq!(found.len(), 2);
-        assert!(find_fidelity_problems(&["nope".to_owned()]).is_err());
-        assert_eq!(find_fidelity_problems(&[]).expect("all").len(), 12);
+        let err = find_fidelity_problems(&["nope".to_owned()], None)
+            .err()
+            .expect("unknown");
+        assert!(err.to_string().contains("lcbench_3945"), "{err}");
+        let twice = ["branin_mf".to_owned(), "branin_mf".to_owned()];
+        assert!(find_fidelity_problems(&twice, None).is_err());
+        assert_eq!(find_fidelity_problems(&[], None).expect("all").len(), 12);
+        // LCBench needs the data folder (and the feature).
+        let err = find_fidelity_problems(&["lcbench_3945".to_owned()], None)
+            .err()
+            .expect("no data");
+        assert!(err.to_string().contains("lcbench"), "{err}");
     }
 
     fn counting_ones_params(cats: &[i64], x: &[f64]) -> Params {
@@ -538,7 +641,10 @@ mod tests {
         let p = CountingOnes { dim: 8 };
         let best = counting_ones_params(&[1; 4], &[1.0; 4]);
         for step in [1, 50, COUNTING_ONES_STEPS] {
-            assert_eq!(p.evaluate_at(&best, step, 3).to_bits(), (-8.0_f64).to_bits());
+            assert_eq!(
+                p.evaluate_at(&best, step, 3).to_bits(),
+                (-8.0_f64).to_bits()
+            );
         }
         assert_eq!(p.optimum(), Some(-8.0));
         let x = counting_ones_params(&[1, 0, 1, 0], &[0.2, 0.5, 0.7, 0.9]);

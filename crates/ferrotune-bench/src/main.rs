@@ -99,9 +99,14 @@ enum Command {
     /// prints the whole file's simulated report.
     Simulate {
         /// Multi-fidelity problems (comma list): mfh3_good, mfh3_moderate, mfh3_bad,
-        /// mfh3_terrible, the same for mfh6, branin_mf, lc_hartmann6; all by default.
+        /// mfh3_terrible, the same for mfh6, branin_mf, lc_hartmann6, counting_ones_8,
+        /// counting_ones_32 (all of these by default); digits_net (trains real networks);
+        /// lcbench_<task> or lcbench for the six LCBench tasks (feature `lcbench`, --data).
         #[arg(long, value_delimiter = ',')]
         problems: Vec<String>,
+        /// The benchmark data folder (the one holding `yahpo/`), for the LCBench problems.
+        #[arg(long, env = "FERROTUNE_BENCH_DATA")]
+        data: Option<PathBuf>,
         /// Samplers, as for `run`: ferrotune's, or peers (optuna-random, optuna-tpe, …) that
         /// run with their own package's pruners (optuna-tpe with `median` runs Optuna's
         /// MedianPruner, labelled `optuna-tpe+optuna-median@W`; `nop` is Optuna's NopPruner).
@@ -117,6 +122,10 @@ enum Command {
         /// Seeds 0..N.
         #[arg(long, default_value_t = 5)]
         seeds: u64,
+        /// Draw N fresh seeds instead of 0..N (printed, and kept in the records), for
+        /// estimates that do not depend on one fixed set of seeds.
+        #[arg(long)]
+        random_seeds: bool,
         /// Budget per run in full-fidelity equivalents (steps started / maximum steps).
         #[arg(long, default_value_t = 50.0)]
         budget_fe: f64,
@@ -352,17 +361,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Simulate {
             problems,
+            data,
             samplers,
             pruners,
             workers,
             seeds,
+            random_seeds,
             budget_fe,
             out,
             peers,
         } => {
-            let chosen = find_fidelity_problems(&problems)?;
+            let chosen = find_fidelity_problems(&problems, data.as_deref())?;
             let configs = sim_configs(&samplers, &pruners, &workers, budget_fe)?;
-            let seeds: Vec<u64> = (0..seeds).collect();
+            let seeds: Vec<u64> = if random_seeds {
+                let drawn = fresh_seeds(seeds);
+                eprintln!("random seeds: {drawn:?}");
+                drawn
+            } else {
+                (0..seeds).collect()
+            };
             let progress = simulate_all(&chosen, &configs, &seeds, &out, &peers.config())?;
             eprintln!(
                 "{} simulated run(s) done, {} already in {}",
