@@ -245,12 +245,17 @@ pub(crate) fn noise_seed(seed: u64, number: u64) -> u64 {
 /// ferrotune's samplers the command line knows by name: label and spec (JSON form). A JSON spec
 /// equal to one of these gets its label, so `{"type":"tpe","multivariate":false}` and
 /// `tpe-univariate` are one contender.
-const NAMED: [(&str, &str); 5] = [
+const NAMED: [(&str, &str); 6] = [
     ("random", r#"{"type":"random"}"#),
     ("qmc", r#"{"type":"qmc","kind":"sobol"}"#),
     ("halton", r#"{"type":"qmc","kind":"halton"}"#),
     ("tpe", r#"{"type":"tpe"}"#),
     ("tpe-univariate", r#"{"type":"tpe","multivariate":false}"#),
+    // TPE modelling complete trials only (pruned ones left out), for comparisons.
+    (
+        "tpe-complete-only",
+        r#"{"type":"tpe","consider_pruned_trials":false}"#,
+    ),
 ];
 
 /// The driver's own dependency-free peer (Python's `random`), for testing the protocol.
@@ -321,7 +326,7 @@ impl Contender {
             ));
         }
         Err(unknown(
-            "the samplers are random, qmc (or sobol), halton, tpe, tpe-univariate, a JSON spec \
+            "the samplers are random, qmc (or sobol), halton, tpe, tpe-univariate, tpe-complete-only, a JSON spec \
              such as {\"type\":\"tpe\",\"n_startup_trials\":20}, and the peers optuna-tpe, \
              optuna-tpe-univariate, optuna-random, rustuna-tpe, rustuna-tpe-univariate, \
              rustuna-random"

@@ -68,6 +68,9 @@ pub enum SamplerSpec {
         /// spaces; needs `multivariate`).
         #[serde(default)]
         group: bool,
+        /// Model Pruned trials too, ranked after the Complete ones (Optuna's rule).
+        #[serde(default = "yes")]
+        consider_pruned_trials: bool,
     },
     /// [`PartialFixedSampler`].
     PartialFixed {
@@ -119,6 +122,7 @@ impl SamplerSpec {
                 consider_endpoints,
                 consider_magic_clip,
                 group,
+                consider_pruned_trials,
             } => Arc::new(TpeSampler::new(TpeConfig {
                 n_startup_trials: *n_startup_trials,
                 n_ei_candidates: *n_ei_candidates,
@@ -128,6 +132,7 @@ impl SamplerSpec {
                 consider_endpoints: *consider_endpoints,
                 consider_magic_clip: *consider_magic_clip,
                 group: *group,
+                consider_pruned_trials: *consider_pruned_trials,
             })?),
             SamplerSpec::PartialFixed { fixed, base } => {
                 Arc::new(PartialFixedSampler::new(fixed.clone(), base.build()?))
@@ -155,6 +160,7 @@ impl SamplerSpec {
             consider_endpoints: config.consider_endpoints,
             consider_magic_clip: config.consider_magic_clip,
             group: config.group,
+            consider_pruned_trials: config.consider_pruned_trials,
         }
     }
 

@@ -180,6 +180,54 @@ fn infinite_values_are_ranked_not_fatal() {
     }
 }
 
+/// The next proposal of `spec` after 15 complete trials and 12 trials at x near 0.9, which
+/// are Pruned (with an intermediate value) or, when `pruned` is false, Failed.
+fn next_after_history(spec: SamplerSpec, pruned: bool) -> f64 {
+    let dist: Distribution = crate::FloatDistribution::uniform(0.0, 1.0)
+        .expect("valid")
+        .into();
+    let point = |x: f64| vec![("x".to_owned(), dist.clone(), crate::ParamValue::Float(x))];
+    let s = study(spec, 3);
+    for i in 0..15 {
+        let x = f64::from(i) / 14.0;
+        s.add_trial(&FrozenTrial::completed(point(x), vec![(x - 0.3).powi(2)]))
+            .expect("added");
+    }
+    for i in 0..12 {
+        let mut t = FrozenTrial::completed(point(0.85 + 0.01 * f64::from(i)), vec![0.0]);
+        t.values = None;
+        if pruned {
+            t.state = TrialState::Pruned;
+            t.intermediate_values.insert(1, vec![0.5]);
+        } else {
+            t.state = TrialState::Fail;
+        }
+        s.add_trial(&t).expect("added");
+    }
+    let mut trial = s.ask().expect("asked");
+    trial.suggest_float("x", 0.0, 1.0).expect("suggested")
+}
+
+#[test]
+fn pruned_trials_join_the_model_unless_left_out() {
+    // By default (Optuna's rule) pruned trials join the model (here: the bad group).
+    assert_ne!(
+        next_after_history(tpe(), true).to_bits(),
+        next_after_history(tpe(), false).to_bits()
+    );
+    // Left out, a pruned trial counts as much as a failed one: not at all.
+    let complete_only = || {
+        SamplerSpec::tpe(TpeConfig {
+            consider_pruned_trials: false,
+            ..TpeConfig::default()
+        })
+    };
+    assert_eq!(
+        next_after_history(complete_only(), true).to_bits(),
+        next_after_history(complete_only(), false).to_bits()
+    );
+}
+
 #[test]
 fn split_ranks_infinities_and_pruned_and_running() {
     let mk = |number, state, value: Option<f64>| {
