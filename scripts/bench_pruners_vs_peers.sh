@@ -11,7 +11,9 @@
 #   peers    10 seeds, 30 full-fidelity equivalents, 1 and 16 workers: ferrotune's and
 #            Optuna's pruners, first with random search on both sides, then each one's TPE.
 #   speedup  10 seeds, 300 full-fidelity equivalents, 16 workers, ferrotune only: how much
-#            sooner TPE with ASHA reaches random search's final value than random search.
+#            sooner TPE with ASHA reaches random search's final value than random search,
+#            with pruned trials in TPE's model (the default, Optuna's rule) and without
+#            (tpe-complete-only).
 # Resumable (each part appends to target/bench/mf-*.jsonl and skips runs already there). The
 # problems are split over two processes (JOBS=1 for one). With the LCBench surrogate
 # (feature `lcbench`, tract-onnx) the whole comparison takes about an hour on 2 cores.
@@ -50,8 +52,8 @@ simulate_args=($bench simulate --data "$data" --samplers 'random;tpe;optuna-rand
 in_parallel peers mfh3_good,mfh6_good,mfh6_bad,branin_mf lc_hartmann6,counting_ones_8,counting_ones_32 \
   digits_net,lcbench_3945,lcbench_7593 lcbench_34539,lcbench_126025,lcbench_146212,lcbench_167104
 
-simulate_args=($bench simulate --data "$data" --samplers 'random;tpe' --pruners "$pruners"
-  --workers 16 --seeds 10 --budget-fe 300)
+simulate_args=($bench simulate --data "$data" --samplers 'random;tpe;tpe-complete-only'
+  --pruners "$pruners" --workers 16 --seeds 10 --budget-fe 300)
 in_parallel speedup "$synthetic" "$real"
 
 for part in peers speedup; do

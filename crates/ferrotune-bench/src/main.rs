@@ -282,6 +282,17 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// The seeds of a command: 0..n, or `n` fresh ones (printed) with `--random-seeds`.
+fn seeds_to_run(n: u64, random: bool) -> Vec<u64> {
+    if random {
+        let drawn = fresh_seeds(n);
+        eprintln!("random seeds: {drawn:?}");
+        drawn
+    } else {
+        (0..n).collect()
+    }
+}
+
 /// `n` seeds from the clock and the process id, spread by SplitMix64 (Steele, Lea & Flood,
 /// "Fast splittable pseudorandom number generators", OOPSLA 2014).
 fn fresh_seeds(n: u64) -> Vec<u64> {
@@ -316,13 +327,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let chosen = find_problems(&problems, data.as_deref(), cache.as_deref())?;
             let contenders = contenders(&samplers)?;
-            let seeds: Vec<u64> = if random_seeds {
-                let drawn = fresh_seeds(seeds);
-                eprintln!("random seeds: {drawn:?}");
-                drawn
-            } else {
-                (0..seeds).collect()
-            };
+            let seeds = seeds_to_run(seeds, random_seeds);
             let progress = run_all(
                 &chosen,
                 &contenders,
@@ -373,13 +378,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let chosen = find_fidelity_problems(&problems, data.as_deref())?;
             let configs = sim_configs(&samplers, &pruners, &workers, budget_fe)?;
-            let seeds: Vec<u64> = if random_seeds {
-                let drawn = fresh_seeds(seeds);
-                eprintln!("random seeds: {drawn:?}");
-                drawn
-            } else {
-                (0..seeds).collect()
-            };
+            let seeds = seeds_to_run(seeds, random_seeds);
             let progress = simulate_all(&chosen, &configs, &seeds, &out, &peers.config())?;
             eprintln!(
                 "{} simulated run(s) done, {} already in {}",

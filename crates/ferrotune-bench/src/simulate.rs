@@ -568,6 +568,28 @@ pub fn compare_simulated(records: &[Record]) -> Vec<Comparison> {
 /// One contender's runs: seed → its records in finishing order.
 type SeedRuns<'r> = BTreeMap<u64, Vec<&'r Record>>;
 
+/// The simulated records grouped by `key` (records without one are left out), then by
+/// label and seed, each run's records in finishing order.
+fn group_runs<'r, K: Ord>(
+    records: &'r [Record],
+    key: impl Fn(&'r Record) -> Option<K>,
+) -> BTreeMap<K, BTreeMap<&'r str, SeedRuns<'r>>> {
+    let mut runs: BTreeMap<K, BTreeMap<&str, SeedRuns>> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.is_simulated()) {
+        let Some(k) = key(r) else {
+            continue;
+        };
+        runs.entry(k)
+            .or_default()
+            .entry(&r.sampler)
+            .or_default()
+            .entry(r.seed)
+            .or_default()
+            .push(r);
+    }
+    runs
+}
+
 /// Points per curve of [`plots`].
 const PLOT_POINTS: usize = 60;
 
@@ -577,19 +599,9 @@ const PLOT_POINTS: usize = 60;
 /// contender keeps its color in every plot (its index among all labels).
 pub fn plots(records: &[Record]) -> BTreeMap<String, Plot> {
     // (problem, workers) → label → seed → records.
-    let mut runs: BTreeMap<(&str, u32), BTreeMap<&str, SeedRuns>> = BTreeMap::new();
-    for r in records.iter().filter(|r| r.is_simulated()) {
-        let Some((_, _, workers)) = split_label(&r.sampler) else {
-            continue;
-        };
-        runs.entry((&r.problem, workers))
-            .or_default()
-            .entry(&r.sampler)
-            .or_default()
-            .entry(r.seed)
-            .or_default()
-            .push(r);
-    }
+    let runs = group_runs(records, |r| {
+        split_label(&r.sampler).map(|(_, _, workers)| (r.problem.as_str(), workers))
+    });
     let style: BTreeMap<&str, usize> = runs
         .values()
         .flat_map(|by_label| by_label.keys().copied())
@@ -728,16 +740,7 @@ fn cell(v: Option<f64>) -> String {
 /// runs are ignored.
 pub fn simulate_markdown(records: &[Record]) -> String {
     // problem → label → seed → records in finishing order.
-    let mut runs: BTreeMap<&str, BTreeMap<&str, SeedRuns>> = BTreeMap::new();
-    for r in records.iter().filter(|r| r.is_simulated()) {
-        runs.entry(&r.problem)
-            .or_default()
-            .entry(&r.sampler)
-            .or_default()
-            .entry(r.seed)
-            .or_default()
-            .push(r);
-    }
+    let runs = group_runs(records, |r| Some(r.problem.as_str()));
     let mut out = String::new();
     if runs.is_empty() {
         return out;
