@@ -407,7 +407,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 records.iter().map(|r| r.problem.as_str()),
                 data.as_deref(),
             )?;
-            print!("{}", report::markdown_with(&records, &optima, &ask_times));
+            if !records.is_empty() || simulated.is_empty() {
+                print!("{}", report::markdown_with(&records, &optima, &ask_times));
+            }
             if let Some(dir) = svg {
                 let mut plots = report::plots(&records, &optima);
                 plots.extend(simulate::plots(&simulated));
