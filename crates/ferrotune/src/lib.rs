@@ -35,6 +35,7 @@ pub mod pareto;
 pub mod pruner;
 pub mod rng;
 pub mod sampler;
+pub mod schedule;
 pub mod space;
 pub mod storage;
 pub mod study;

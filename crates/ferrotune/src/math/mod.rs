@@ -1,6 +1,7 @@
 //! Numerics shared by the samplers and pruners: the complementary error function, the
 //! standard normal distribution function and its logarithm, normal interval masses,
-//! log-sum-exp, and the Wilcoxon signed-rank test ([`wilcoxon`]).
+//! log-sum-exp, the integer logarithm of a resource ratio used by Hyperband ([`floor_log_ratio`]),
+//! and the Wilcoxon signed-rank test ([`wilcoxon`]).
 //!
 //! Everything works in log space where a value may underflow: `log_ndtr(-40.0)` is finite.
 
@@ -313,6 +314,24 @@ pub(crate) fn log_sum_exp(xs: &[f64]) -> f64 {
     max + s.ln()
 }
 
+/// `⌊log_base(high / low)⌋` computed exactly in integers: the largest `k` with
+/// `low·baseᵏ ≤ high`, and 0 when `high < low·base` (including `high < low`).
+///
+/// Hyperband's bracket count is this plus one. Floating-point logarithms undercount exact
+/// powers (`ln 243 / ln 3` is 4.999…), which would drop a bracket; products of integers in
+/// `u128` cannot overflow here (`low·baseᵏ ≤ high < 2⁶⁴` before each multiplication by a
+/// `base < 2⁶⁴`). Needs `low ≥ 1` and `base ≥ 2` (callers validate both; with `low = 0` or
+/// `base < 2` the loop would not end, so they are clamped to 1 and 2 here).
+pub(crate) fn floor_log_ratio(high: u64, low: u64, base: u64) -> u32 {
+    let base = u128::from(base.max(2));
+    let (mut k, mut reach) = (0u32, u128::from(low.max(1)));
+    while reach * base <= u128::from(high) {
+        reach *= base;
+        k += 1;
+    }
+    k
+}
+
 #[cfg(test)]
 #[allow(clippy::float_cmp)]
 mod tests {
@@ -320,6 +339,27 @@ mod tests {
 
     fn close(a: f64, b: f64, rel: f64) -> bool {
         (a - b).abs() <= rel * b.abs().max(1e-300)
+    }
+
+    #[test]
+    fn floor_log_ratio_is_exact_at_powers() {
+        assert_eq!(floor_log_ratio(243, 1, 3), 5);
+        assert_eq!(floor_log_ratio(242, 1, 3), 4);
+        assert_eq!(floor_log_ratio(1000, 1, 10), 3);
+        assert_eq!(floor_log_ratio(486, 2, 3), 5);
+        assert_eq!(floor_log_ratio(1, 1, 3), 0);
+        assert_eq!(floor_log_ratio(3, 5, 3), 0, "high < low");
+        assert_eq!(floor_log_ratio(u64::MAX, 1, 2), 63);
+        assert_eq!(floor_log_ratio(u64::MAX, 1, u64::MAX), 1);
+        for high in 1..2000u64 {
+            for low in 1..5u64 {
+                for base in 2..6u64 {
+                    let k = floor_log_ratio(high, low, base);
+                    assert!(high < low * base || low * base.pow(k) <= high);
+                    assert!(low * base.pow(k + 1) > high, "{high} {low} {base}");
+                }
+            }
+        }
     }
 
     #[test]

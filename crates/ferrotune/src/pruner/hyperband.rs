@@ -2,6 +2,7 @@
 
 use super::{Pruner, Resource, StudyDecision, SuccessiveHalvingPruner};
 use crate::error::{Error, Result};
+use crate::math::floor_log_ratio;
 use crate::study::{StudyView, TrialFilter};
 use crate::trial::{FrozenTrial, TrialState};
 use std::sync::Arc;
@@ -198,11 +199,7 @@ impl HyperbandBrackets {
         }
         // ⌊log_η(max/min)⌋ in integers: the largest k with min·η^k ≤ max.
         let eta = u128::from(reduction_factor);
-        let (mut k, mut reach) = (0u32, u128::from(min_resource));
-        while reach * eta <= u128::from(max_resource) {
-            reach *= eta;
-            k += 1;
-        }
+        let k = floor_log_ratio(max_resource, min_resource, reduction_factor);
         let n = u128::from(k) + 1;
         // Bracket b: s = n − 1 − b, share ⌈n·η^s/(s+1)⌉ (η^s ≤ max/min < 2^64, so no
         // overflow in u128).
