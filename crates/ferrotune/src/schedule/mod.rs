@@ -6,7 +6,14 @@
 //! deterministic, serializable values: how many configurations each bracket starts, at which
 //! resources its rungs stop them, and how many of each rung go on ([`promotions`]). A
 //! scheduler stores its plan with the study, so every worker rebuilds exactly the same one.
+//!
+//! [`pbt`] holds Population Based Training's exploit and explore operators (Jaderberg et al.
+//! 2017) as pure functions of a population's scores, a trial's parameters and a seeded
+//! [`TrialRng`](crate::rng::TrialRng): which members copy which, and the parameters of the new
+//! trial that continues from a copied checkpoint.
 
 pub mod brackets;
+pub mod pbt;
 
 pub use brackets::{promotions, BracketPlan, HyperbandPlan, Rounding, Rung, SuccessiveHalvingPlan};
+pub use pbt::{exploit, explore, explore_value, quantile_size, PbtConfig};
