@@ -225,16 +225,23 @@ pub fn render(plot: &Plot) -> String {
     let px = |x: f64| LEFT + x_axis.fraction(x) * PLOT_W;
     let py = |y: f64| TOP + PLOT_H - y_axis.fraction(y) * PLOT_H;
 
+    // Wide enough for the longest legend label (about 7 px a character at 12 px).
+    let longest = series
+        .iter()
+        .map(|s| s.label.chars().count())
+        .max()
+        .unwrap_or(0);
+    let width = WIDTH.max(LEGEND_X + 36.0 + 7.0 * longest as f64 + 12.0);
     let mut svg = String::new();
     let _ = writeln!(svg, r#"<?xml version="1.0" encoding="UTF-8"?>"#);
     let _ = writeln!(
         svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{HEIGHT}" viewBox="0 0 {width} {HEIGHT}" font-family="sans-serif" font-size="12">"#
     );
     let _ = writeln!(svg, "<title>{}</title>", escape(&plot.title));
     let _ = writeln!(
         svg,
-        r#"<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="white"/>"#
+        r#"<rect x="0" y="0" width="{width}" height="{HEIGHT}" fill="white"/>"#
     );
     let _ = writeln!(
         svg,
