@@ -15,6 +15,7 @@
 //! across workers lives in storage, never only in the sampler. All randomness comes from the
 //! [`TrialRng`] they are handed, derived from the study seed, so they never own a seed.
 
+mod bohb;
 mod grid;
 mod partial_fixed;
 mod qmc;
@@ -25,6 +26,7 @@ mod tpe;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
+pub use bohb::{BohbConfig, BohbSampler};
 pub use grid::GridSampler;
 pub use partial_fixed::PartialFixedSampler;
 pub use qmc::{QmcKind, QmcSampler};

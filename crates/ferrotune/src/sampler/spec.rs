@@ -2,8 +2,8 @@
 //! worker on another machine rebuilds exactly that sampler.
 
 use super::{
-    GridSampler, PartialFixedSampler, QmcKind, QmcSampler, RandomSampler, Sampler, TpeConfig,
-    TpeSampler,
+    BohbConfig, BohbSampler, GridSampler, PartialFixedSampler, QmcKind, QmcSampler, RandomSampler,
+    Sampler, TpeConfig, TpeSampler,
 };
 use crate::error::{Error, Result};
 use crate::space::ParamValue;
@@ -17,7 +17,8 @@ use std::sync::Arc;
 /// JSON form: `{"type": "random"}`, `{"type": "grid", "grid": {"lr": [0.1, 0.01]}}`,
 /// `{"type": "qmc", "kind": "sobol"}`, `{"type": "tpe"}` (Optuna 5.0 defaults),
 /// `{"type": "tpe", "multivariate": false, "n_startup_trials": 20}`,
-/// `{"type": "partial_fixed", "fixed": {"lr": 0.1}, "base": {"type": "random"}}`.
+/// `{"type": "partial_fixed", "fixed": {"lr": 0.1}, "base": {"type": "random"}}`,
+/// `{"type": "bohb"}` (HpBandSter's defaults), `{"type": "bohb", "random_fraction": 0.2}`.
 ///
 /// The default is TPE with Optuna 5.0's settings, as in Optuna: it beats random search on
 /// nearly every problem after its ten random startup trials.
@@ -72,6 +73,28 @@ pub enum SamplerSpec {
         #[serde(default = "yes")]
         consider_pruned_trials: bool,
     },
+    /// [`BohbSampler`]; every field defaults to HpBandSter's value (see [`BohbConfig`]).
+    Bohb {
+        /// Percentage of the observations at the model's budget that are good.
+        #[serde(default = "bohb_top_n_percent")]
+        top_n_percent: u32,
+        /// Probability of a uniformly random proposal.
+        #[serde(default = "bohb_random_fraction")]
+        random_fraction: f64,
+        /// Widening of the good model's bandwidths when drawing candidates.
+        #[serde(default = "bohb_bandwidth_factor")]
+        bandwidth_factor: f64,
+        /// Smallest kernel bandwidth.
+        #[serde(default = "bohb_min_bandwidth")]
+        min_bandwidth: f64,
+        /// Candidates per proposal.
+        #[serde(default = "bohb_num_samples")]
+        num_samples: usize,
+        /// Observations each group needs at the least; `null` for the number of modelled
+        /// parameters plus one.
+        #[serde(default)]
+        min_points_in_model: Option<usize>,
+    },
     /// [`PartialFixedSampler`].
     PartialFixed {
         /// The fixed values.
@@ -98,6 +121,21 @@ fn tpe_n_startup() -> usize {
 }
 fn tpe_n_ei() -> usize {
     TpeConfig::default().n_ei_candidates
+}
+fn bohb_top_n_percent() -> u32 {
+    BohbConfig::default().top_n_percent
+}
+fn bohb_random_fraction() -> f64 {
+    BohbConfig::default().random_fraction
+}
+fn bohb_bandwidth_factor() -> f64 {
+    BohbConfig::default().bandwidth_factor
+}
+fn bohb_min_bandwidth() -> f64 {
+    BohbConfig::default().min_bandwidth
+}
+fn bohb_num_samples() -> usize {
+    BohbConfig::default().num_samples
 }
 
 impl Default for SamplerSpec {
@@ -134,6 +172,21 @@ impl SamplerSpec {
                 group: *group,
                 consider_pruned_trials: *consider_pruned_trials,
             })?),
+            SamplerSpec::Bohb {
+                top_n_percent,
+                random_fraction,
+                bandwidth_factor,
+                min_bandwidth,
+                num_samples,
+                min_points_in_model,
+            } => Arc::new(BohbSampler::new(BohbConfig {
+                top_n_percent: *top_n_percent,
+                random_fraction: *random_fraction,
+                bandwidth_factor: *bandwidth_factor,
+                min_bandwidth: *min_bandwidth,
+                num_samples: *num_samples,
+                min_points_in_model: *min_points_in_model,
+            })?),
             SamplerSpec::PartialFixed { fixed, base } => {
                 Arc::new(PartialFixedSampler::new(fixed.clone(), base.build()?))
             }
@@ -164,6 +217,18 @@ impl SamplerSpec {
         }
     }
 
+    /// BOHB with the given settings.
+    pub fn bohb(config: BohbConfig) -> SamplerSpec {
+        SamplerSpec::Bohb {
+            top_n_percent: config.top_n_percent,
+            random_fraction: config.random_fraction,
+            bandwidth_factor: config.bandwidth_factor,
+            min_bandwidth: config.min_bandwidth,
+            num_samples: config.num_samples,
+            min_points_in_model: config.min_points_in_model,
+        }
+    }
+
     /// The short name used by the CLI (`random`, `grid`, `qmc`, …).
     pub fn name(&self) -> &str {
         match self {
@@ -171,6 +236,7 @@ impl SamplerSpec {
             SamplerSpec::Grid { .. } => "grid",
             SamplerSpec::Qmc { .. } => "qmc",
             SamplerSpec::Tpe { .. } => "tpe",
+            SamplerSpec::Bohb { .. } => "bohb",
             SamplerSpec::PartialFixed { .. } => "partial_fixed",
             SamplerSpec::Custom { name } => name,
         }
