@@ -245,12 +245,13 @@ pub(crate) fn noise_seed(seed: u64, number: u64) -> u64 {
 /// ferrotune's samplers the command line knows by name: label and spec (JSON form). A JSON spec
 /// equal to one of these gets its label, so `{"type":"tpe","multivariate":false}` and
 /// `tpe-univariate` are one contender.
-const NAMED: [(&str, &str); 6] = [
+const NAMED: [(&str, &str); 7] = [
     ("random", r#"{"type":"random"}"#),
     ("qmc", r#"{"type":"qmc","kind":"sobol"}"#),
     ("halton", r#"{"type":"qmc","kind":"halton"}"#),
     ("tpe", r#"{"type":"tpe"}"#),
     ("tpe-univariate", r#"{"type":"tpe","multivariate":false}"#),
+    ("bohb", r#"{"type":"bohb"}"#),
     // TPE modelling complete trials only (pruned ones left out), for comparisons.
     (
         "tpe-complete-only",
@@ -326,7 +327,7 @@ impl Contender {
             ));
         }
         Err(unknown(
-            "the samplers are random, qmc (or sobol), halton, tpe, tpe-univariate, tpe-complete-only, a JSON spec \
+            "the samplers are random, qmc (or sobol), halton, tpe, tpe-univariate, tpe-complete-only, bohb, a JSON spec \
              such as {\"type\":\"tpe\",\"n_startup_trials\":20}, and the peers optuna-tpe, \
              optuna-tpe-univariate, optuna-random, rustuna-tpe, rustuna-tpe-univariate, \
              rustuna-random"

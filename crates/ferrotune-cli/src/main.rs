@@ -269,6 +269,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "{}",
                 serde_json::to_string(&ferrotune::SamplerSpec::tpe(Default::default()))?
             );
+            println!(
+                "{}",
+                serde_json::to_string(&ferrotune::SamplerSpec::bohb(Default::default()))?
+            );
             println!(r#"{{"type":"grid","grid":{{"lr":[0.1,0.01],"layers":[1,2,3]}}}}"#);
             println!(
                 r#"{{"type":"partial_fixed","fixed":{{"lr":0.01}},"base":{{"type":"random"}}}}"#

@@ -162,7 +162,7 @@ pub fn best(url: &str, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Parses `--sampler`: a name (`random`, `qmc`, `halton`) or a JSON spec.
+/// Parses `--sampler`: a name (`random`, `qmc`, `halton`, `tpe`, `bohb`) or a JSON spec.
 pub fn parse_sampler(s: &str) -> anyhow::Result<SamplerSpec> {
     if s.trim_start().starts_with('{') {
         return serde_json::from_str(s).with_context(|| format!("invalid sampler spec {s}"));
@@ -172,8 +172,9 @@ pub fn parse_sampler(s: &str) -> anyhow::Result<SamplerSpec> {
         "qmc" | "sobol" => r#"{"type":"qmc","kind":"sobol"}"#,
         "halton" => r#"{"type":"qmc","kind":"halton"}"#,
         "tpe" => r#"{"type":"tpe"}"#,
+        "bohb" => r#"{"type":"bohb"}"#,
         other => anyhow::bail!(
-            "unknown sampler `{other}`; use random, qmc, halton, tpe, or a JSON spec (see `ferrotune samplers`)"
+            "unknown sampler `{other}`; use random, qmc, halton, tpe, bohb, or a JSON spec (see `ferrotune samplers`)"
         ),
     };
     Ok(serde_json::from_str(json)?)
