@@ -99,7 +99,7 @@ fn errors_name_the_file_the_parameter_and_the_bound() {
 fn spec_listings_build_real_samplers_and_pruners() {
     let (ok, out, err) = ferrotune(&["samplers"]);
     assert!(ok, "{err}");
-    assert_eq!(out.lines().count(), 5);
+    assert_eq!(out.lines().count(), 6);
     for line in out.lines() {
         let spec: ferrotune::SamplerSpec = serde_json::from_str(line).expect(line);
         spec.build().expect(line);
