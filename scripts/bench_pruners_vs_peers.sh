@@ -13,7 +13,7 @@
 #   speedup  10 seeds, 300 full-fidelity equivalents, 16 workers, ferrotune only: how much
 #            sooner TPE with ASHA reaches random search's final value than random search,
 #            with pruned trials in TPE's model (the default, Optuna's rule) and without
-#            (tpe-complete-only).
+#            (tpe-complete-only), and BOHB's model with the same pruners (bohb).
 # Resumable (each part appends to target/bench/mf-*.jsonl and skips runs already there). The
 # problems are split over two processes (JOBS=1 for one). With the LCBench surrogate
 # (feature `lcbench`, tract-onnx) the whole comparison takes about an hour on 2 cores.
@@ -52,7 +52,7 @@ simulate_args=($bench simulate --data "$data" --samplers 'random;tpe;optuna-rand
 in_parallel peers mfh3_good,mfh6_good,mfh6_bad,branin_mf lc_hartmann6,counting_ones_8,counting_ones_32 \
   digits_net,lcbench_3945,lcbench_7593 lcbench_34539,lcbench_126025,lcbench_146212,lcbench_167104
 
-simulate_args=($bench simulate --data "$data" --samplers 'random;tpe;tpe-complete-only'
+simulate_args=($bench simulate --data "$data" --samplers 'random;tpe;tpe-complete-only;bohb'
   --pruners "$pruners" --workers 16 --seeds 10 --budget-fe 300)
 in_parallel speedup "$synthetic" "$real"
 
