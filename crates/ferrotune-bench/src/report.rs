@@ -14,7 +14,7 @@
 
 use crate::harness::{AskTimeRecord, Record};
 use crate::problem::Problem;
-use crate::stats::{self, Alternative};
+use crate::stats::{self, median, quartiles, Alternative};
 use crate::svg;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,33 +45,6 @@ pub type Optima = BTreeMap<String, Option<f64>>;
 /// [`write_svgs`].
 pub fn optima(problems: &[Box<dyn Problem>]) -> Optima {
     problems.iter().map(|p| (p.name(), p.optimum())).collect()
-}
-
-/// The `q`-quantile (0–1) of sorted values, linearly interpolated.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let pos = (sorted.len() - 1) as f64 * q;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-}
-
-/// The median of unsorted values (NaN when empty).
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    quantile(&sorted, 0.5)
-}
-
-/// The median, lower and upper quartiles of unsorted values (NaN when empty).
-fn quartiles(mut values: Vec<f64>) -> (f64, f64, f64) {
-    values.sort_by(f64::total_cmp);
-    (
-        quantile(&values, 0.5),
-        quantile(&values, 0.25),
-        quantile(&values, 0.75),
-    )
 }
 
 /// The runs of one (problem, sampler): seed → trial → best so far, and the overhead.
@@ -1101,9 +1074,6 @@ mod tests {
         assert!(md.contains("| tpe vs rustuna-tpe | 0.5000× | – |"), "{md}");
         let full = markdown_with(&[], &Optima::new(), &records);
         assert!(full.contains("## Ask time (10 float parameters)"));
-        assert!((median(&[3.0, 1.0, 2.0]) - 2.0).abs() < 1e-12);
-        assert!((median(&[4.0, 1.0, 2.0, 3.0]) - 2.5).abs() < 1e-12);
-        assert!(median(&[]).is_nan());
     }
 
     #[test]

@@ -39,6 +39,7 @@ use crate::harness::{
 };
 use crate::peer::{PeerConfig, Peers};
 use crate::report::{peers_markdown, test_family, Comparison, PEER_PREFIXES};
+use crate::stats::{median, quartiles};
 use crate::svg::{Plot, Series};
 use ferrotune::{Params, PrunerSpec, SamplerSpec, Study, Trial, TrialState};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -507,24 +508,19 @@ pub fn simulate_all(
 /// pairing ([`test_family`]). The comparison's budget is the largest budget (in
 /// full-fidelity equivalents, rounded) the pairing's runs consumed.
 pub fn compare_simulated(records: &[Record]) -> Vec<Comparison> {
-    // label → problem → final best per seed.
+    // label → problem → final best per seed, and label → largest budget consumed.
     let mut finals: BTreeMap<&str, BTreeMap<&str, Vec<f64>>> = BTreeMap::new();
     let mut budgets: BTreeMap<&str, f64> = BTreeMap::new();
-    let mut runs: BTreeMap<(&str, &str, u64), Vec<&Record>> = BTreeMap::new();
-    for r in records.iter().filter(|r| r.is_simulated()) {
-        runs.entry((&r.sampler, &r.problem, r.seed))
-            .or_default()
-            .push(r);
-        let b = budgets.entry(&r.sampler).or_insert(0.0);
-        *b = b.max(r.consumed_budget.unwrap_or(0.0));
-    }
-    for ((l, problem, _), run) in &runs {
-        finals
-            .entry(l)
-            .or_default()
-            .entry(problem)
-            .or_default()
-            .push(final_best(run));
+    for (problem, by_label) in group_runs(records, |r| Some(r.problem.as_str())) {
+        for (l, by_seed) in by_label {
+            let consumed = by_seed.values().flatten().filter_map(|r| r.consumed_budget);
+            let b = budgets.entry(l).or_insert(0.0);
+            *b = consumed.fold(*b, f64::max);
+            finals.entry(l).or_default().insert(
+                problem,
+                by_seed.values().map(|run| final_best(run)).collect(),
+            );
+        }
     }
     let mut out = Vec::new();
     for (&ours, by_problem) in &finals {
@@ -624,15 +620,13 @@ pub fn plots(records: &[Record]) -> BTreeMap<String, Plot> {
                 let points = (1..=PLOT_POINTS)
                     .filter_map(|i| {
                         let t = t_max * i as f64 / PLOT_POINTS as f64;
-                        let mut bests: Vec<f64> = by_seed
+                        let bests: Vec<f64> = by_seed
                             .values()
                             .map(|run| {
                                 best_by(run, t, |r: &Record| r.sim_end).unwrap_or(f64::INFINITY)
                             })
                             .collect();
-                        bests.sort_by(f64::total_cmp);
-                        let q = |f: f64| bests[((bests.len() - 1) as f64 * f).round() as usize];
-                        let (lo, med, hi) = (q(0.25), q(0.5), q(0.75));
+                        let (med, lo, hi) = quartiles(bests);
                         // An upper quartile without a value yet is drawn at the median.
                         med.is_finite()
                             .then(|| (t, med, lo, if hi.is_finite() { hi } else { med }))
@@ -661,20 +655,6 @@ pub fn plots(records: &[Record]) -> BTreeMap<String, Plot> {
     out
 }
 
-/// The median of `values` (NaN-free), or `None` when empty; `+∞` counts as a value.
-fn median(values: &mut [f64]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    Some(if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    })
-}
-
 /// The best value at maximum fidelity reached by `run` (records of one seed, in finishing
 /// order) by the time `key` of a record is at most `limit`.
 fn best_by(run: &[&Record], limit: f64, key: impl Fn(&Record) -> Option<f64>) -> Option<f64> {
@@ -700,7 +680,6 @@ fn median_time_to(runs: &SeedRuns, target: f64) -> f64 {
         .collect();
     events.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut current = vec![f64::INFINITY; runs.len()];
-    let mut scratch = Vec::with_capacity(runs.len());
     let mut k = 0;
     while k < events.len() {
         let now = events[k].0;
@@ -710,9 +689,7 @@ fn median_time_to(runs: &SeedRuns, target: f64) -> f64 {
             current[seed] = current[seed].min(best);
             k += 1;
         }
-        scratch.clear();
-        scratch.extend_from_slice(&current);
-        if median(&mut scratch).is_some_and(|m| m <= target) {
+        if median(&current) <= target {
             return now;
         }
     }
@@ -727,8 +704,13 @@ fn final_best(run: &[&Record]) -> f64 {
         .unwrap_or(f64::INFINITY)
 }
 
-fn cell(v: Option<f64>) -> String {
-    v.map_or_else(|| "—".to_owned(), |v| format!("{v:.4}"))
+/// A value for a table; `—` when there is none (NaN, or ∞: no value yet).
+fn cell(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.4}")
+    } else {
+        "—".to_owned()
+    }
 }
 
 /// The markdown report of simulated runs, per problem: the median over seeds of the best
@@ -780,19 +762,18 @@ pub fn simulate_markdown(records: &[Record]) -> String {
             }
             let _ = writeln!(out, "\n|---|---|{}", "---|".repeat(FRACTIONS.len()));
             for (label, by_seed) in by_label {
-                let mut trials: Vec<f64> = by_seed.values().map(|v| v.len() as f64).collect();
+                let trials: Vec<f64> = by_seed.values().map(|v| v.len() as f64).collect();
                 let _ = write!(
                     out,
                     "| {label} | {} |",
-                    cell(median(&mut trials)).trim_end_matches(".0000")
+                    cell(median(&trials)).trim_end_matches(".0000")
                 );
                 for f in FRACTIONS {
-                    let mut bests: Vec<f64> = by_seed
+                    let bests: Vec<f64> = by_seed
                         .values()
                         .map(|run| best_by(run, f * limit, key).unwrap_or(f64::INFINITY))
                         .collect();
-                    let m = median(&mut bests).filter(|m| m.is_finite());
-                    let _ = write!(out, " {} |", cell(m));
+                    let _ = write!(out, " {} |", cell(median(&bests)));
                 }
                 let _ = writeln!(out);
             }
@@ -809,10 +790,11 @@ pub fn simulate_markdown(records: &[Record]) -> String {
             let Some(random_runs) = by_label.get(reference.as_str()) else {
                 continue;
             };
-            let mut finals: Vec<f64> = random_runs.values().map(|run| final_best(run)).collect();
-            let Some(target) = median(&mut finals).filter(|t| t.is_finite()) else {
+            let finals: Vec<f64> = random_runs.values().map(|run| final_best(run)).collect();
+            let target = median(&finals);
+            if !target.is_finite() {
                 continue;
-            };
+            }
             let time_of = |runs: &SeedRuns| median_time_to(runs, target);
             let t_random = time_of(random_runs);
             for (l, by_seed) in by_label {
@@ -848,8 +830,8 @@ pub fn simulate_markdown(records: &[Record]) -> String {
         let best = by_label
             .iter()
             .map(|(l, by_seed)| {
-                let mut f: Vec<f64> = by_seed.values().map(|run| final_best(run)).collect();
-                (*l, median(&mut f).unwrap_or(f64::INFINITY))
+                let f: Vec<f64> = by_seed.values().map(|run| final_best(run)).collect();
+                (*l, median(&f))
             })
             .filter(|(_, v)| v.is_finite())
             .min_by(|a, b| a.1.total_cmp(&b.1));
@@ -999,11 +981,11 @@ mod tests {
             let mut times: Vec<f64> = all.iter().flatten().filter_map(|r| r.sim_end).collect();
             times.sort_by(f64::total_cmp);
             let curve = |t: f64| {
-                let mut bests: Vec<f64> = runs
+                let bests: Vec<f64> = runs
                     .values()
                     .map(|run| best_by(run, t, |r: &Record| r.sim_end).unwrap_or(f64::INFINITY))
                     .collect();
-                median(&mut bests).unwrap_or(f64::INFINITY)
+                median(&bests)
             };
             let end = curve(f64::INFINITY);
             let middle = curve(times[times.len() / 2]);

@@ -205,6 +205,38 @@ pub fn ranks(values: &[f64]) -> Vec<f64> {
     out
 }
 
+/// The `q`-quantile (0–1) of sorted values, linearly interpolated (NaN when empty).
+/// Infinite values are values like any other: a quantile between two equal infinities is
+/// that infinity, one between a finite value and +∞ is +∞.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = (sorted.len() - 1) as f64 * q;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    if sorted[lo].total_cmp(&sorted[hi]).is_eq() {
+        return sorted[lo];
+    }
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+/// The median of unsorted values (NaN when empty; see [`quantile`]).
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    quantile(&sorted, 0.5)
+}
+
+/// The median, lower and upper quartiles of unsorted values (NaN when empty).
+pub fn quartiles(mut values: Vec<f64>) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    (
+        quantile(&values, 0.5),
+        quantile(&values, 0.25),
+        quantile(&values, 0.75),
+    )
+}
+
 /// Φ, the standard normal distribution function: Φ(z) = ½ erfc(−z/√2).
 pub fn normal_cdf(z: f64) -> f64 {
     0.5 * erfc(-z / std::f64::consts::SQRT_2)
@@ -248,6 +280,26 @@ pub fn erfc(x: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn medians_and_quartiles_interpolate_and_keep_infinities() {
+        use super::{median, quartiles};
+        assert!((median(&[3.0, 1.0, 2.0]) - 2.0).abs() < 1e-12);
+        assert!((median(&[4.0, 1.0, 2.0, 3.0]) - 2.5).abs() < 1e-12);
+        assert!(median(&[]).is_nan());
+        // A run that never reached a value counts as +∞.
+        assert!(median(&[1.0, f64::INFINITY, f64::INFINITY]) == f64::INFINITY);
+        assert_eq!(
+            median(&[1.0, 3.0, f64::INFINITY]).to_bits(),
+            3.0_f64.to_bits()
+        );
+        assert!(median(&[1.0, 3.0, f64::INFINITY, f64::INFINITY]) == f64::INFINITY);
+        let (m, lo, hi) = quartiles(vec![4.0, 1.0, 3.0, 2.0, 5.0]);
+        assert_eq!(
+            (m.to_bits(), lo.to_bits(), hi.to_bits()),
+            (3.0_f64.to_bits(), 2.0_f64.to_bits(), 4.0_f64.to_bits())
+        );
+    }
+
     use super::*;
 
     fn close(a: f64, b: f64, tol: f64) -> bool {
