@@ -11,7 +11,7 @@
 //!
 //! The rules are documented on [`BohbSampler`].
 
-use super::{Sampler, SearchSpace};
+use super::{intersect_with, Sampler, SearchSpace};
 use crate::error::{Error, Result};
 use crate::rng::TrialRng;
 use crate::space::Distribution;
@@ -483,18 +483,7 @@ impl Sampler for BohbSampler {
         }
         let mut space: Option<SearchSpace> = None;
         for t in study.trials_in(&[TrialState::Complete, TrialState::Pruned])? {
-            match &mut space {
-                None => {
-                    space = Some(
-                        t.params
-                            .distributions()
-                            .filter(|(_, d)| !d.is_single())
-                            .map(|(n, d)| (n.to_owned(), d.clone()))
-                            .collect(),
-                    )
-                }
-                Some(s) => s.retain(|n, d| t.params.distribution(n) == Some(d)),
-            }
+            intersect_with(&mut space, t);
         }
         Ok(space.unwrap_or_default())
     }

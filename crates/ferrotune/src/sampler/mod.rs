@@ -44,6 +44,26 @@ use std::collections::BTreeMap;
 /// Parameter names with their distributions: the space a relative sampler models jointly.
 pub type SearchSpace = BTreeMap<String, Distribution>;
 
+/// The parameters of `trial` that can take more than one value, with their distributions.
+pub(crate) fn varying_params(trial: &FrozenTrial) -> SearchSpace {
+    trial
+        .params
+        .distributions()
+        .filter(|(_, d)| !d.is_single())
+        .map(|(n, d)| (n.to_owned(), d.clone()))
+        .collect()
+}
+
+/// One step of the intersection search space: the first trial (`space` is `None`) brings
+/// its [`varying_params`], every later one keeps only the parameters it has with the same
+/// distribution.
+pub(crate) fn intersect_with(space: &mut Option<SearchSpace>, trial: &FrozenTrial) {
+    match space {
+        None => *space = Some(varying_params(trial)),
+        Some(s) => s.retain(|n, d| trial.params.distribution(n) == Some(d)),
+    }
+}
+
 /// Proposes parameter values. Only [`Sampler::sample_independent`] is required.
 pub trait Sampler: Send + Sync + std::fmt::Debug {
     /// Proposes the internal value of one parameter, given the study so far. `trial` is the

@@ -1,7 +1,7 @@
 //! `QmcSampler`: quasi-random (low-discrepancy) points, which cover a space more evenly than
 //! independent random draws for the same budget.
 
-use super::{RandomSampler, Sampler, SearchSpace};
+use super::{varying_params, RandomSampler, Sampler, SearchSpace};
 use crate::error::{Error, Result};
 use crate::rng::TrialRng;
 use crate::space::Distribution;
@@ -67,12 +67,7 @@ impl QmcSampler {
                 else {
                     return Ok(None);
                 };
-                let space: SearchSpace = first
-                    .params
-                    .distributions()
-                    .filter(|(_, d)| !d.is_single())
-                    .map(|(n, d)| (n.to_owned(), d.clone()))
-                    .collect();
+                let space: SearchSpace = varying_params(first);
                 storage.set_study_system_attr_if_absent(
                     study.study_id(),
                     SPACE_ATTR,

@@ -5,6 +5,7 @@
 //! exactly those computed without the cache.
 
 use super::{to_model, SearchSpace};
+use crate::sampler::intersect_with;
 use crate::space::Distribution;
 use crate::storage::StudyId;
 use crate::trial::{FrozenTrial, TrialId, TrialState};
@@ -286,18 +287,7 @@ impl Cache {
             if !first_visit(&mut cache.seen, t) {
                 continue;
             }
-            match &mut cache.space {
-                None => {
-                    cache.space = Some(
-                        t.params
-                            .distributions()
-                            .filter(|(_, d)| !d.is_single())
-                            .map(|(n, d)| (n.to_owned(), d.clone()))
-                            .collect(),
-                    )
-                }
-                Some(s) => s.retain(|n, d| t.params.distribution(n) == Some(d)),
-            }
+            intersect_with(&mut cache.space, t);
         }
         cache.space.clone().unwrap_or_default()
     }
