@@ -734,20 +734,8 @@ mod tests {
     use super::*;
     use ferrotune::{Distribution, FloatDistribution, Param, ParamValue, SamplerSpec, Study};
 
-    /// The real data folder: `FERROTUNE_BENCH_DATA`, else `shared/data` beside the checkout.
     fn real_data() -> Option<PathBuf> {
-        let dir = std::env::var_os(DATA_ENV)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-        if dir.join(SUBDIR).is_dir() {
-            Some(dir)
-        } else {
-            eprintln!(
-                "skipped: no LCBench surrogate at {} (set {DATA_ENV})",
-                dir.join(SUBDIR).display()
-            );
-            None
-        }
+        crate::tabular::real_data_with(SUBDIR)
     }
 
     /// A point as `Params` (the distributions do not matter to evaluation).

@@ -810,6 +810,25 @@ pub fn tabular_problems(dir: &Path) -> Result<Vec<Box<dyn Problem>>, TabularErro
         .collect())
 }
 
+/// For tests on the real benchmark data: the data folder (`FERROTUNE_BENCH_DATA`, else
+/// `shared/data` beside the checkout) when it holds `subdir`; otherwise `None`, after a line
+/// saying the test is skipped.
+#[cfg(test)]
+pub(crate) fn real_data_with(subdir: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os(DATA_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+    if dir.join(subdir).is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipped: no benchmark data at {} (set {DATA_ENV})",
+            dir.join(subdir).display()
+        );
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -820,20 +839,8 @@ mod tests {
     use flate2::write::GzEncoder;
     use std::io::Write;
 
-    /// The real data folder: `FERROTUNE_BENCH_DATA`, else `shared/data` beside the checkout.
     fn real_data() -> Option<PathBuf> {
-        let dir = std::env::var_os(DATA_ENV)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-        if dir.join("tabular").is_dir() {
-            Some(dir)
-        } else {
-            eprintln!(
-                "skipped: no benchmark data at {} (set {DATA_ENV})",
-                dir.display()
-            );
-            None
-        }
+        real_data_with("tabular")
     }
 
     fn temp_dir(tag: &str) -> PathBuf {
