@@ -18,6 +18,14 @@ pub(crate) const INSERT_STUDY_ATTR_IF_ABSENT: &str = "INSERT INTO ferrotune_stud
      (study_id, kind, key, value_json) VALUES ($1, 'system', $2, $3) \
      ON CONFLICT (study_id, kind, key) DO NOTHING RETURNING value_json";
 
+/// Replaces a system attribute of a study when its stored text is `$3`; returns a row when it
+/// did. Under READ COMMITTED, an update that waited for a concurrent writer checks `$3`
+/// again against the row that writer committed, so two callers can never both replace one
+/// value.
+pub(crate) const COMPARE_AND_SET_STUDY_ATTR: &str = "UPDATE ferrotune_study_attrs \
+     SET value_json = $4 WHERE study_id = $1 AND kind = 'system' AND key = $2 \
+     AND value_json = $3 RETURNING 1";
+
 /// One study attribute, with a row (NULL value) when the study exists without it.
 pub(crate) const STUDY_ATTR: &str = "SELECT a.value_json FROM ferrotune_studies s \
      LEFT JOIN ferrotune_study_attrs a ON a.study_id = s.id AND a.kind = $2 AND a.key = $3 \

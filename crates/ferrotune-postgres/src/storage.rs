@@ -137,8 +137,9 @@ impl Specs {
 /// machines.
 ///
 /// Every worker opens its own `PostgresStorage` on the same URL. Trial numbers, the trial
-/// cap, state changes and first-writer-wins attributes are decided by the database inside
-/// one statement or transaction each, so workers never need to talk to each other.
+/// cap, state changes, and first-writer-wins and compare-and-set attributes are decided by
+/// the database inside one statement or transaction each, so workers never need to talk to
+/// each other.
 /// Heartbeats use the database's clock. Finished trials are cached in memory: reading a
 /// study's history fetches only what changed since the last read.
 ///
@@ -241,6 +242,11 @@ fn write_refused(row: Option<&Row>, trial: TrialId) -> R<()> {
     }
     Ok(())
 }
+
+/// How often a compare-and-set of a study attribute tries again when the stored value equals
+/// the expected one but the conditional update missed it (its text differs, or another
+/// writer changed it in between and back).
+const CAS_ROUNDS: usize = 64;
 
 fn kind(user: bool) -> &'static str {
     if user {
@@ -627,6 +633,66 @@ impl Storage for PostgresStorage {
             }
             Err(storage(format!(
                 "study attribute `{key}` kept disappearing while it was set"
+            )))
+        })
+    }
+
+    fn compare_and_set_study_system_attr(
+        &self,
+        id: StudyId,
+        key: &str,
+        expected: Option<&Value>,
+        new: &Value,
+    ) -> Result<bool> {
+        let sid = study_key(id)?;
+        let json = serde_json::to_string(new)?;
+        let Some(expected) = expected else {
+            // Absent: the insert wins exactly when no row exists (it waits for a concurrent
+            // inserter's commit, then does nothing).
+            return self.pool.run(|c| {
+                let insert = c.stmt(sql::INSERT_STUDY_ATTR_IF_ABSENT)?;
+                match c.client.query_opt(&insert, &[&sid, &key, &json]) {
+                    Ok(row) => Ok(row.is_some()),
+                    Err(e) if code(&e) == Some(&SqlState::FOREIGN_KEY_VIOLATION) => {
+                        Err(study_not_found(id))
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            });
+        };
+        let expected_json = serde_json::to_string(expected)?;
+        self.pool.run(|c| {
+            let update = c.stmt(sql::COMPARE_AND_SET_STUDY_ATTR)?;
+            let read = c.stmt(sql::STUDY_ATTR)?;
+            // Every write stores `serde_json::to_string`'s text, so the expected value's text
+            // is nearly always the stored one and one conditional update decides. Equal values
+            // with other text (`-0.0` and `0.0`) are found by reading the stored text and
+            // comparing it as JSON; the update is then retried on that exact text, so the
+            // decision is still one atomic statement.
+            let mut text = expected_json.clone();
+            for _ in 0..CAS_ROUNDS {
+                if c.client
+                    .query_opt(&update, &[&sid, &key, &text, &json])?
+                    .is_some()
+                {
+                    return Ok(true);
+                }
+                let Some(row) = c.client.query_opt(&read, &[&sid, &"system", &key])? else {
+                    return Err(study_not_found(id));
+                };
+                // Absent, or a value that differs: the compare failed when it was read.
+                let Some(stored) = row.get::<_, Option<String>>(0) else {
+                    return Ok(false);
+                };
+                if stored != text && serde_json::from_str::<Value>(&stored)? != *expected {
+                    return Ok(false);
+                }
+                // An equal value (or the text tried, back again): the update decides, unless
+                // another writer changes the value once more in between.
+                text = stored;
+            }
+            Err(storage(format!(
+                "study attribute `{key}` kept changing to equal values while it was compared"
             )))
         })
     }

@@ -937,6 +937,53 @@ impl Storage for SqliteStorage {
         })
     }
 
+    fn compare_and_set_study_system_attr(
+        &self,
+        id: StudyId,
+        key: &str,
+        expected: Option<&Value>,
+        new: &Value,
+    ) -> Result<bool> {
+        let expected_json = expected.map(serde_json::to_string).transpose()?;
+        let json = serde_json::to_string(new)?;
+        self.with(|inner| {
+            let study = sid(id)?;
+            // The write transaction holds the database's write lock from its start, so the
+            // value compared is still the stored one when it is replaced.
+            write(&mut inner.conn, inner.timeout, |tx| {
+                if !study_exists(tx, study)? {
+                    return Err(study_not_found(id));
+                }
+                let stored: Option<String> = tx
+                    .prepare_cached(
+                        "SELECT value_json FROM study_attrs \
+                         WHERE study_id = ?1 AND system = 1 AND key = ?2",
+                    )?
+                    .query_row(params![study, key], |r| r.get(0))
+                    .optional()?;
+                let matches = match (&stored, expected, &expected_json) {
+                    (None, None, _) => true,
+                    // The same text is the same value; other text may still be (`-0.0`
+                    // and `0.0`), so it is compared as JSON.
+                    (Some(stored), Some(e), Some(e_json)) => {
+                        stored == e_json || serde_json::from_str::<Value>(stored)? == *e
+                    }
+                    _ => false,
+                };
+                if !matches {
+                    return Ok(false);
+                }
+                tx.prepare_cached(
+                    "INSERT INTO study_attrs (study_id, system, key, value_json) \
+                     VALUES (?1, 1, ?2, ?3) ON CONFLICT (study_id, system, key) DO UPDATE \
+                     SET value_json = excluded.value_json",
+                )?
+                .execute(params![study, key, json])?;
+                Ok(true)
+            })
+        })
+    }
+
     fn study_system_attr(&self, id: StudyId, key: &str) -> Result<Option<Value>> {
         self.with(|inner| {
             let study = sid(id)?;

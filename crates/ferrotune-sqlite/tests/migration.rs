@@ -76,6 +76,8 @@ fn write_v1_fixture() {
         pruner: PrunerSpec::Nop,
         seed: 42,
         version: "0.1.0".into(),
+        scheduler: Default::default(),
+        checkpoints: None,
     };
     conn.execute(
         "INSERT INTO studies VALUES (1, 'legacy', '[\"minimize\"]', ?1)",

@@ -117,6 +117,11 @@ pub enum Error {
     #[error("storage error: {0}")]
     Storage(String),
 
+    /// A checkpoint could not be saved, found or read (the message names the path and the
+    /// fix).
+    #[error("checkpoint error: {0}")]
+    Checkpoint(String),
+
     /// JSON (de)serialization of a stored value failed.
     #[error("serialization error: {0}")]
     Serde(#[from] serde_json::Error),

@@ -10,6 +10,9 @@ use std::fmt;
 pub enum TrialError {
     /// The trial was stopped early (after `should_prune` said so).
     Pruned,
+    /// A scheduler paused the trial after saving its checkpoint (see
+    /// [`Trial::report_scheduled`]); a worker resumes it later.
+    Paused,
     /// The trial failed; the message is stored as its fail reason.
     Failed(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -34,6 +37,7 @@ impl fmt::Debug for TrialError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TrialError::Pruned => f.write_str("Pruned"),
+            TrialError::Paused => f.write_str("Paused"),
             TrialError::Failed(e) => write!(f, "Failed({e})"),
         }
     }
@@ -43,6 +47,7 @@ impl fmt::Display for TrialError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TrialError::Pruned => f.write_str("pruned"),
+            TrialError::Paused => f.write_str("paused"),
             TrialError::Failed(e) => write!(f, "{e}"),
         }
     }

@@ -1,10 +1,12 @@
 //! Numerics shared by the samplers and pruners: the complementary error function, the
 //! standard normal distribution function and its logarithm, normal interval masses,
 //! log-sum-exp, the integer logarithm of a resource ratio used by Hyperband ([`floor_log_ratio`]),
-//! and the Wilcoxon signed-rank test ([`wilcoxon`]).
+//! the Wilcoxon signed-rank test ([`wilcoxon`]), and the dense Cholesky factorization behind
+//! Gaussian-process models ([`gp`]).
 //!
 //! Everything works in log space where a value may underflow: `log_ndtr(-40.0)` is finite.
 
+pub(crate) mod gp;
 pub(crate) mod wilcoxon;
 
 use std::f64::consts::{FRAC_1_SQRT_2, LN_2};

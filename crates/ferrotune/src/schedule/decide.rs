@@ -69,6 +69,9 @@ pub enum Work {
     },
     /// Nothing to do now (a synchronous rung is still running): ask again later.
     Wait,
+    /// Nothing is left to run: every member has reached the maximum step (Population Based
+    /// Training's population is complete; the successive-halving schedulers never finish).
+    Finished,
 }
 
 /// A scheduler's answer to a trial's report at a step.
@@ -86,12 +89,13 @@ pub enum Decision {
 }
 
 /// `(de)serializes` an `f64` exactly, non-finite values included (JSON numbers cannot hold
-/// NaN or ±∞, and `serde_json` would write them as `null`).
-mod exact_f64 {
+/// NaN or ±∞, and `serde_json` would write them as `null`). Shared with
+/// [`population`](super::population).
+pub(crate) mod exact_f64 {
     use serde::de::Error as _;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
         if value.is_nan() {
             s.serialize_str("nan")
         } else if value.is_infinite() {
@@ -108,7 +112,7 @@ mod exact_f64 {
         Text(String),
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         match Repr::deserialize(d)? {
             Repr::Number(x) => Ok(x),
             Repr::Text(t) => match t.as_str() {
@@ -1040,6 +1044,7 @@ mod tests {
                         *slot = Some(trial);
                     }
                     Work::Wait => out.idle += 1,
+                    Work::Finished => panic!("successive halving never finishes"),
                 }
             }
             for slot in &mut slots {

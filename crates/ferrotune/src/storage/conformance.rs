@@ -17,6 +17,7 @@ use std::sync::Arc;
 pub fn run_all<S: Storage + 'static>(make: impl Fn() -> S) {
     studies_are_created_found_listed_and_deleted(&make());
     study_attributes_and_first_writer_wins(&make());
+    study_attributes_compare_and_set(&make());
     trial_numbers_are_dense_and_capped(&make());
     params_intermediates_and_attrs_round_trip(&make());
     state_changes_are_compare_and_set(&make());
@@ -27,6 +28,7 @@ pub fn run_all<S: Storage + 'static>(make: impl Fn() -> S) {
     heartbeats_mark_stale_running_trials_only(&make());
     concurrent_workers_never_lose_or_duplicate(Arc::new(make()));
     concurrent_claims_and_first_writer_wins(Arc::new(make()));
+    concurrent_compare_and_set_never_loses_updates(Arc::new(make()));
 }
 
 fn new_study(s: &dyn Storage, name: &str) -> StudyId {
@@ -106,6 +108,142 @@ pub fn study_attributes_and_first_writer_wins(s: &dyn Storage) {
         Some(json!("first"))
     );
     assert_eq!(s.study_system_attr(id, "missing").expect("read"), None);
+}
+
+/// `compare_and_set_study_system_attr`: setting an absent attribute wins, a wrong or stale
+/// expectation loses and changes nothing, the right one wins; equality is JSON value
+/// equality, also for values that went through the storage; unknown studies are errors.
+pub fn study_attributes_compare_and_set(s: &dyn Storage) {
+    let id = new_study(s, "cas-attrs");
+    let other = new_study(s, "cas-other");
+    let cas = |study: StudyId, key: &str, expected: Option<&Value>, new: &Value| {
+        s.compare_and_set_study_system_attr(study, key, expected, new)
+            .expect("compare_and_set_study_system_attr")
+    };
+    let read = |key: &str| s.study_system_attr(id, key).expect("read");
+
+    let v1 = json!({"rungs": [[0, 1]], "promoted": []});
+    assert!(
+        cas(id, "state", None, &v1),
+        "setting an absent attribute must win"
+    );
+    assert!(
+        !cas(id, "state", None, &json!("late")),
+        "expecting an absent attribute must lose once it is set"
+    );
+    assert!(
+        !cas(id, "state", Some(&json!({"rungs": [[0]]})), &json!("wrong")),
+        "a wrong expected value must lose"
+    );
+    assert_eq!(
+        read("state"),
+        Some(v1.clone()),
+        "a loser must change nothing"
+    );
+    assert!(
+        !cas(id, "missing", Some(&v1), &json!(1)),
+        "expecting a value of an absent attribute must lose"
+    );
+    assert_eq!(
+        read("missing"),
+        None,
+        "a loser must not create the attribute"
+    );
+    let v2 = json!({"rungs": [[0, 1], [1]], "promoted": [0]});
+    assert!(
+        cas(id, "state", Some(&v1), &v2),
+        "the right expected value must win"
+    );
+    assert!(
+        !cas(id, "state", Some(&v1), &json!("stale")),
+        "a stale expected value must lose"
+    );
+    assert_eq!(read("state"), Some(v2.clone()));
+
+    // System attributes only: a user attribute of the same name is neither compared nor
+    // changed, and neither are other studies.
+    s.set_study_user_attr(id, "u", &json!(1))
+        .expect("user attr");
+    assert!(
+        !cas(id, "u", Some(&json!(1)), &json!(2)),
+        "a user attribute is not a system attribute"
+    );
+    assert!(cas(id, "u", None, &json!(3)));
+    let st = s.study(id).expect("study");
+    assert_eq!(st.user_attrs.get("u"), Some(&json!(1)));
+    assert_eq!(st.system_attrs.get("u"), Some(&json!(3)));
+    assert_eq!(s.study_system_attr(other, "state").expect("read"), None);
+
+    // Values that went through the storage compare equal to the values written: nested
+    // objects, floats that need every digit, integers beyond f64's precision.
+    let tricky = json!({
+        "floats": [0.1, 1e-300, -2.5e300, 1.0 / 3.0, f64::MAX, f64::MIN_POSITIVE, 5e-324,
+                   123456789.125, -0.5],
+        "ints": [u64::MAX, i64::MIN, 9007199254740993u64, 0, -1],
+        "nested": {"b": {"c": [true, null, "é \"q\" \\ \u{0}"]}, "a": [], "e": {}},
+    });
+    s.set_study_system_attr(id, "tricky", &tricky).expect("set");
+    assert_eq!(
+        read("tricky"),
+        Some(tricky.clone()),
+        "values round-trip exactly"
+    );
+    assert!(
+        cas(id, "tricky", Some(&tricky), &json!({"n": 0})),
+        "the value written must equal the value stored"
+    );
+    assert!(cas(id, "tricky", Some(&json!({"n": 0})), &tricky));
+    let back = read("tricky").expect("present");
+    assert!(
+        cas(id, "tricky", Some(&back), &Value::Null),
+        "the value read must equal the value stored"
+    );
+    assert!(
+        !cas(id, "tricky", None, &json!(1)),
+        "a null value is present, not absent"
+    );
+    assert!(cas(id, "tricky", Some(&Value::Null), &json!(1)));
+
+    // JSON value equality, not equality of text: -0.0 equals 0.0; 1 and 1.0 differ (as in
+    // serde_json).
+    s.set_study_system_attr(id, "zero", &json!({"x": -0.0}))
+        .expect("set");
+    assert!(
+        cas(id, "zero", Some(&json!({"x": 0.0})), &json!("won")),
+        "equal JSON values must match whatever their text"
+    );
+    assert!(
+        !cas(id, "tricky", Some(&json!(1.0)), &json!(2)),
+        "the integer 1 is not the float 1.0"
+    );
+
+    // Large values (a population of a few hundred kB).
+    let population = |gen: u64| {
+        json!({
+            "generation": gen,
+            "members": (0..4000u64)
+                .map(|i| json!({"id": i, "lr": i as f64 * 1e-4 + 0.1, "tag": format!("m{i}")}))
+                .collect::<Vec<_>>(),
+        })
+    };
+    let (p0, p1) = (population(0), population(1));
+    assert!(cas(id, "population", None, &p0));
+    assert!(!cas(id, "population", Some(&p1), &p1));
+    assert!(cas(id, "population", Some(&p0), &p1));
+    assert_eq!(read("population"), Some(p1));
+
+    s.delete_study(other).expect("delete");
+    for expected in [None, Some(&v1)] {
+        for study in [other, StudyId(u64::MAX)] {
+            assert!(
+                matches!(
+                    s.compare_and_set_study_system_attr(study, "state", expected, &v1),
+                    Err(Error::StudyNotFound(_))
+                ),
+                "an unknown study must be StudyNotFound (expected {expected:?})"
+            );
+        }
+    }
 }
 
 /// Numbers are 0, 1, 2… per study; `max_trials` caps creation.
@@ -437,6 +575,64 @@ pub fn concurrent_claims_and_first_writer_wins<S: Storage + 'static>(s: Arc<S>) 
         winners.into_inner().expect("lock").len(),
         1,
         "one winner for all"
+    );
+}
+
+/// Threads incrementing one counter attribute with read–modify–compare-and-set loops: every
+/// increment lands exactly once (a compare-and-set that is not atomic loses updates, or lets
+/// two callers win from one value).
+pub fn concurrent_compare_and_set_never_loses_updates<S: Storage + 'static>(s: Arc<S>) {
+    let handles: Vec<&dyn Storage> = (0..8).map(|_| &*s as &dyn Storage).collect();
+    compare_and_set_across_handles(&handles);
+}
+
+/// The race of [`concurrent_compare_and_set_never_loses_updates`], one thread per handle.
+/// Backends whose handles each hold their own connection call it with several handles opened
+/// on one database (what workers on many machines do); the first one creates the study.
+pub fn compare_and_set_across_handles(handles: &[&dyn Storage]) {
+    const PER_THREAD: u64 = 50;
+    let Some(first) = handles.first() else {
+        return;
+    };
+    let id = new_study(*first, "cas-race");
+    let won = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for &s in handles {
+            let won = &won;
+            scope.spawn(move || {
+                for _ in 0..PER_THREAD {
+                    loop {
+                        let old = s.study_system_attr(id, "counter").expect("read");
+                        let n = match &old {
+                            None => 0,
+                            Some(v) => v["n"].as_u64().expect("a counter"),
+                        };
+                        // A float that needs every digit, so equality after the round trip
+                        // through storage is exercised on every attempt.
+                        let new = json!({"n": n + 1, "mean": (n + 1) as f64 / 3.0});
+                        if s.compare_and_set_study_system_attr(id, "counter", old.as_ref(), &new)
+                            .expect("compare and set")
+                        {
+                            won.lock().expect("lock").push(n + 1);
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let total = handles.len() as u64 * PER_THREAD;
+    let mut won = won.into_inner().expect("lock");
+    won.sort_unstable();
+    assert_eq!(
+        won,
+        (1..=total).collect::<Vec<_>>(),
+        "each value must be won exactly once"
+    );
+    assert_eq!(
+        first.study_system_attr(id, "counter").expect("read"),
+        Some(json!({"n": total, "mean": total as f64 / 3.0})),
+        "a compare-and-set lost an update"
     );
 }
 

@@ -230,6 +230,22 @@ impl Storage for InMemoryStorage {
             .clone())
     }
 
+    fn compare_and_set_study_system_attr(
+        &self,
+        id: StudyId,
+        key: &str,
+        expected: Option<&Value>,
+        new: &Value,
+    ) -> Result<bool> {
+        let mut inner = self.write();
+        let attrs = &mut inner.study_mut(id)?.study.system_attrs;
+        if attrs.get(key) != expected {
+            return Ok(false);
+        }
+        attrs.insert(key.to_owned(), new.clone());
+        Ok(true)
+    }
+
     fn study_system_attr(&self, id: StudyId, key: &str) -> Result<Option<Value>> {
         Ok(self.read().study(id)?.study.system_attrs.get(key).cloned())
     }

@@ -64,6 +64,9 @@ pub struct FrozenStudy {
 ///   [`Error::TrialFinished`](crate::Error::TrialFinished).
 /// - [`set_study_system_attr_if_absent`](Storage::set_study_system_attr_if_absent) is
 ///   first-writer-wins, for samplers whose workers must agree (the grid's point claims).
+/// - [`compare_and_set_study_system_attr`](Storage::compare_and_set_study_system_attr) is a
+///   compare-and-set of one system attribute, for state that workers update together
+///   (a scheduler's rungs, promotions, populations) in a read–modify–CAS loop.
 pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Creates a study. Errors with `DuplicateStudy` when the name is taken.
     fn create_study(
@@ -102,6 +105,43 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         key: &str,
         value: &Value,
     ) -> Result<Value>;
+
+    /// Replaces system attribute `key` of study `id` with `new` only if its stored value
+    /// equals `expected` (`None`: the attribute is absent), atomically; returns whether this
+    /// caller won (`Ok(false)` changes nothing). Errors with `StudyNotFound`.
+    ///
+    /// Equality is JSON value equality (`serde_json::Value`'s `==`), not equality of the
+    /// stored text. Schedulers keep their state (rungs, promotions, populations) in one
+    /// attribute and update it in a loop of [`study_system_attr`](Storage::study_system_attr),
+    /// change, compare-and-set (again from the read when it lost), so concurrent workers on
+    /// many machines never lose an update:
+    ///
+    /// ```
+    /// use ferrotune::storage::{InMemoryStorage, Storage};
+    /// use ferrotune::study::Direction;
+    /// use serde_json::json;
+    /// use std::collections::BTreeMap;
+    ///
+    /// let storage = InMemoryStorage::new();
+    /// let id = storage.create_study("s", &[Direction::Minimize], &BTreeMap::new())?;
+    /// loop {
+    ///     let old = storage.study_system_attr(id, "count")?;
+    ///     let n = old.as_ref().and_then(|v| v["n"].as_u64()).unwrap_or(0);
+    ///     let new = json!({ "n": n + 1 });
+    ///     if storage.compare_and_set_study_system_attr(id, "count", old.as_ref(), &new)? {
+    ///         break;
+    ///     }
+    /// }
+    /// assert_eq!(storage.study_system_attr(id, "count")?, Some(json!({ "n": 1 })));
+    /// # Ok::<(), ferrotune::Error>(())
+    /// ```
+    fn compare_and_set_study_system_attr(
+        &self,
+        id: StudyId,
+        key: &str,
+        expected: Option<&Value>,
+        new: &Value,
+    ) -> Result<bool>;
 
     /// Reads one system attribute of a study.
     fn study_system_attr(&self, id: StudyId, key: &str) -> Result<Option<Value>> {

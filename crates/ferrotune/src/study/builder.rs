@@ -5,9 +5,12 @@ use crate::error::{Error, Result};
 use crate::pruner::{Pruner, PrunerSpec};
 use crate::rng::{stable_hash, TrialRng};
 use crate::sampler::{Sampler, SamplerSpec};
+use crate::schedule::checkpoint::CheckpointStore;
+use crate::schedule::SchedulerSpec;
 use crate::storage::{InMemoryStorage, Storage};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Study system attribute holding the [`StudyConfig`].
@@ -25,6 +28,32 @@ pub struct StudyConfig {
     pub seed: u64,
     /// The ferrotune version that created the study.
     pub version: String,
+    /// The pause-and-resume scheduler, if any.
+    #[serde(default, skip_serializing_if = "SchedulerSpec::is_none")]
+    pub scheduler: SchedulerSpec,
+    /// Where the study's checkpoints live (for a scheduler that pauses trials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoints: Option<CheckpointConfig>,
+}
+
+/// Where a study's checkpoints live and how many unreferenced ones are kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointConfig {
+    /// The directory every worker shares; the study's checkpoints are in a subdirectory named
+    /// after it (see [`CheckpointStore`]).
+    pub dir: PathBuf,
+    /// How many checkpoints no trial needs any more are kept (the newest); older ones are
+    /// deleted. Referenced checkpoints are never deleted.
+    #[serde(default = "default_keep_checkpoints")]
+    pub keep: usize,
+}
+
+/// Unreferenced checkpoints kept by default: enough to inspect the last few pauses or PBT
+/// intervals without letting a long study fill the disk.
+pub const DEFAULT_KEEP_CHECKPOINTS: usize = 10;
+
+fn default_keep_checkpoints() -> usize {
+    DEFAULT_KEEP_CHECKPOINTS
 }
 
 impl StudyConfig {
@@ -56,6 +85,9 @@ pub struct StudyBuilder {
     load_only: bool,
     heartbeat: Option<Heartbeat>,
     retry: Option<RetryPolicy>,
+    scheduler: Option<SchedulerSpec>,
+    checkpoint_dir: Option<PathBuf>,
+    keep_checkpoints: Option<usize>,
 }
 
 impl StudyBuilder {
@@ -129,6 +161,28 @@ impl StudyBuilder {
         self.retry = Some(policy);
         self
     }
+    /// A pause-and-resume scheduler (ASHA with promotion, synchronous successive halving,
+    /// Hyperband, BOHB, PBT, PB2). Trials then report through
+    /// [`Trial::report_scheduled`](crate::Trial::report_scheduled) and the study's pruner is
+    /// not used (it defaults to none).
+    pub fn scheduler(mut self, spec: SchedulerSpec) -> Self {
+        self.scheduler = Some(spec);
+        self
+    }
+    /// The directory, shared by every worker, where checkpoints of paused trials are saved
+    /// (`./ferrotune-checkpoints` by default, made absolute). It is stored with the study;
+    /// giving another path when reopening it uses that path instead (a shared file system
+    /// may be mounted elsewhere on another machine).
+    pub fn checkpoint_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.checkpoint_dir = Some(dir.into());
+        self
+    }
+    /// How many checkpoints no trial needs any more are kept (the newest;
+    /// [`DEFAULT_KEEP_CHECKPOINTS`] by default). Referenced checkpoints are never deleted.
+    pub fn keep_checkpoints(mut self, n: usize) -> Self {
+        self.keep_checkpoints = Some(n);
+        self
+    }
     /// Reopen the study when one with this name exists, instead of failing.
     pub fn load_if_exists(mut self, yes: bool) -> Self {
         self.load_if_exists = yes;
@@ -183,23 +237,59 @@ impl StudyBuilder {
             .directions
             .clone()
             .unwrap_or_else(|| vec![Direction::Minimize]);
+        let scheduler = self.scheduler.clone().unwrap_or_default();
         let pruner = self.pruner.clone().unwrap_or_else(|| {
-            if directions.len() == 1 {
+            if directions.len() == 1 && scheduler.is_none() {
                 PrunerSpec::median()
             } else {
                 PrunerSpec::Nop
             }
         });
+        let sampler = match &self.sampler {
+            Some(s) => s.clone(),
+            None if scheduler.wants_bohb_sampler() => SamplerSpec::bohb(Default::default()),
+            None => SamplerSpec::default(),
+        };
+        check_scheduler(&scheduler, &sampler, &pruner, directions.len())?;
+        let checkpoints = if scheduler.is_none() && self.checkpoint_dir.is_none() {
+            None
+        } else {
+            let dir = self
+                .checkpoint_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("ferrotune-checkpoints"));
+            let dir = std::path::absolute(&dir).map_err(|e| {
+                Error::invalid_argument(
+                    "checkpoint_dir",
+                    format!("cannot make {} absolute: {e}", dir.display()),
+                )
+            })?;
+            Some(CheckpointConfig {
+                dir,
+                keep: self.keep_checkpoints.unwrap_or(DEFAULT_KEEP_CHECKPOINTS),
+            })
+        };
         let config = StudyConfig {
-            sampler: self.sampler.clone().unwrap_or_default(),
+            sampler,
             pruner,
             seed: self.seed.unwrap_or_else(generated_seed),
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            scheduler,
+            checkpoints,
         };
         // Build first so an invalid spec never leaves a study behind.
         let (sampler, pruner) = self.instantiate(&config)?;
         let mut attrs = BTreeMap::new();
         attrs.insert(CONFIG_ATTR.to_owned(), serde_json::to_value(&config)?);
+        if let Some(state) = super::scheduled::SchedulerState::initial(
+            &config.scheduler,
+            directions.first().copied().unwrap_or(Direction::Minimize),
+        )? {
+            attrs.insert(
+                super::scheduled::SCHEDULER_STATE_ATTR.to_owned(),
+                serde_json::to_value(&state)?,
+            );
+        }
         let id = storage.create_study(name, &directions, &attrs)?;
         tracing::info!(study = name, seed = config.seed, "created study");
         Ok(self.finish(
@@ -257,6 +347,23 @@ impl StudyBuilder {
                 return Err(conflict("seed", config.seed.to_string(), seed.to_string()));
             }
         }
+        if let Some(s) = &self.scheduler {
+            if *s != config.scheduler {
+                return Err(conflict(
+                    "scheduler",
+                    to_json(&config.scheduler),
+                    to_json(s),
+                ));
+            }
+        }
+        let mut config = config;
+        if let (Some(dir), Some(stored)) = (&self.checkpoint_dir, &mut config.checkpoints) {
+            // The same shared directory may be mounted elsewhere on this machine.
+            stored.dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+        }
+        if let (Some(keep), Some(stored)) = (self.keep_checkpoints, &mut config.checkpoints) {
+            stored.keep = keep;
+        }
         let (sampler, pruner) = self.instantiate(&config)?;
         Ok(self.finish(
             storage,
@@ -292,8 +399,13 @@ impl StudyBuilder {
         sampler: Arc<dyn Sampler>,
         pruner: Arc<dyn Pruner>,
     ) -> Study {
+        let checkpoints = config
+            .checkpoints
+            .as_ref()
+            .map(|c| (CheckpointStore::new(&c.dir, &name), c.keep));
         Study {
             inner: Arc::new(StudyInner {
+                checkpoints,
                 storage,
                 id,
                 name,
@@ -309,6 +421,47 @@ impl StudyBuilder {
             }),
         }
     }
+}
+
+/// Refuses combinations a scheduler cannot run: several objectives, BOHB without its model,
+/// a pruner next to a scheduler.
+fn check_scheduler(
+    scheduler: &SchedulerSpec,
+    sampler: &SamplerSpec,
+    pruner: &PrunerSpec,
+    n_objectives: usize,
+) -> Result<()> {
+    if scheduler.is_none() {
+        return Ok(());
+    }
+    scheduler.validate()?;
+    if n_objectives != 1 {
+        return Err(Error::invalid_argument(
+            "scheduler",
+            format!(
+                "the {} scheduler ranks trials by one objective, but the study has                  {n_objectives}; use one direction (or a pruner)",
+                scheduler.name()
+            ),
+        ));
+    }
+    if scheduler.wants_bohb_sampler() && !matches!(sampler, SamplerSpec::Bohb { .. }) {
+        return Err(Error::invalid_argument(
+            "sampler",
+            "BOHB is Hyperband with BOHB's model: use the bohb sampler (or leave the sampler \
+             unset), or the hyperband scheduler with this sampler",
+        ));
+    }
+    if !matches!(pruner, PrunerSpec::Nop) {
+        return Err(Error::invalid_argument(
+            "pruner",
+            format!(
+                "the {} scheduler decides which trials stop; remove the pruner (it would \
+                 never be asked)",
+                scheduler.name()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn to_json(v: &impl Serialize) -> String {

@@ -163,6 +163,7 @@ impl Study {
                 failed.push(trial);
             }
         }
+        self.scheduler_reaped(&failed)?;
         Ok(failed)
     }
 

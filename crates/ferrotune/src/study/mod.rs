@@ -6,17 +6,23 @@ mod direction;
 mod interrupt;
 mod liveness;
 mod optimize;
+pub(crate) mod scheduled;
 mod view;
 
-pub use builder::{StudyBuilder, StudyConfig};
+pub use builder::{CheckpointConfig, StudyBuilder, StudyConfig, DEFAULT_KEEP_CHECKPOINTS};
 pub use direction::{dominates, pareto_front, Direction};
 pub use liveness::{Heartbeat, RetryPolicy, FAILED_TRIAL_ATTR, RETRY_HISTORY_ATTR};
 pub use optimize::{Callback, Catch, CatchPredicate, Optimize, PanicError};
+pub use scheduled::{
+    BRACKET_ATTR, CHECKPOINT_ATTR, CHECKPOINT_REFS_ATTR, PARENT_ATTR, REPLACED_BY_ATTR,
+    RESUME_FROM_ATTR, SCHEDULER_STATE_ATTR,
+};
 pub use view::{StopSignal, StudyView, TrialFilter};
 
 use crate::error::{Error, Result};
 use crate::pruner::{Pruner, PrunerSpec};
 use crate::sampler::{Sampler, SamplerSpec};
+use crate::schedule::checkpoint::CheckpointStore;
 use crate::space::ParamValue;
 use crate::storage::{Storage, StudyId};
 use crate::trial::{check_values, FrozenTrial, Params, SharedSpecs, Trial, TrialState};
@@ -54,6 +60,8 @@ pub(crate) struct StudyInner {
     pub(crate) heartbeat: Option<Heartbeat>,
     /// Which failed trials are retried.
     pub(crate) retry: Option<RetryPolicy>,
+    /// Where checkpoints are saved, and how many unreferenced ones are kept.
+    pub(crate) checkpoints: Option<(CheckpointStore, usize)>,
 }
 
 impl std::fmt::Debug for Study {
@@ -166,12 +174,71 @@ impl Study {
     /// Starts a trial: claims an enqueued (Waiting) trial when there is one, otherwise creates
     /// a new one (within `max_trials`). Errors with [`Error::Stopped`] when the study is
     /// stopped, the trial cap is reached, or the sampler has nothing left to propose.
+    ///
+    /// With a scheduler the trial is whatever the scheduler assigns: a new configuration, a
+    /// paused trial to resume ([`Trial::resume_from`]) or a PBT child; while it has nothing
+    /// to run (a synchronous rung is still running elsewhere) this waits. Use
+    /// [`try_ask`](Self::try_ask) not to wait.
     pub fn ask(&self) -> Result<Trial<'_>> {
+        if !self.has_scheduler() {
+            return self.ask_plain(false);
+        }
+        let mut nap = std::time::Duration::from_millis(1);
+        loop {
+            if let Some(trial) = self.try_ask()? {
+                return Ok(trial);
+            }
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(std::time::Duration::from_millis(200));
+        }
+    }
+
+    /// Like [`ask`](Self::ask), but returns `Ok(None)` instead of waiting when the scheduler
+    /// has nothing to run right now (ask again later). Errors with [`Error::Stopped`] when
+    /// the scheduler has finished (PBT's population is complete).
+    pub fn try_ask(&self) -> Result<Option<Trial<'_>>> {
+        if !self.has_scheduler() {
+            return self.ask_plain(false).map(Some);
+        }
+        match self.assign(&mut || true)? {
+            scheduled::Assignment::Trial(t) => Ok(Some(t)),
+            scheduled::Assignment::Wait => Ok(None),
+            scheduled::Assignment::Finished | scheduled::Assignment::Capped => Err(Error::Stopped(
+                "the scheduler has run every trial it planned".into(),
+            )),
+        }
+    }
+
+    /// Claims the lowest-numbered Waiting trial, skipping PBT children when `skip_children`.
+    fn claim_waiting(&self, skip_children: bool) -> Result<Option<Arc<FrozenTrial>>> {
+        let i = &*self.inner;
+        if !skip_children {
+            return i.storage.claim_waiting_trial(i.id);
+        }
+        for t in i.storage.trials(i.id, Some(&[TrialState::Waiting]))? {
+            if t.system_attrs.contains_key(scheduled::RESUME_FROM_ATTR) {
+                continue;
+            }
+            if i.storage.set_trial_state(
+                t.id,
+                TrialState::Waiting,
+                TrialState::Running,
+                None,
+                None,
+            )? {
+                return Ok(Some(i.storage.trial(t.id)?));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A new trial (or an enqueued one), without asking a scheduler.
+    pub(crate) fn ask_plain(&self, skip_children: bool) -> Result<Trial<'_>> {
         let i = &*self.inner;
         if let Some(reason) = i.stop.is_stopped().then(|| i.stop.reason()).flatten() {
             return Err(Error::Stopped(reason));
         }
-        let frozen = match i.storage.claim_waiting_trial(i.id)? {
+        let frozen = match self.claim_waiting(skip_children)? {
             Some(t) => (*t).clone(),
             None => {
                 if i.sampler.exhausted(&self.view())? {
@@ -221,17 +288,43 @@ impl Study {
         trial: Trial<'_>,
         values: impl crate::IntoValues,
     ) -> Result<Arc<FrozenTrial>> {
-        self.finish(trial.frozen(), Outcome::Values(values.into_values()))
+        self.end(&trial, Outcome::Values(values.into_values()))
     }
 
     /// Finishes a trial as Pruned (its last intermediate value becomes its value).
     pub fn tell_pruned(&self, trial: Trial<'_>) -> Result<Arc<FrozenTrial>> {
-        self.finish(trial.frozen(), Outcome::Pruned)
+        self.end(&trial, Outcome::Pruned)
     }
 
     /// Finishes a trial as Fail with a reason.
     pub fn tell_failed(&self, trial: Trial<'_>, reason: &str) -> Result<Arc<FrozenTrial>> {
-        self.finish(trial.frozen(), Outcome::Failed(reason.to_owned()))
+        self.end(&trial, Outcome::Failed(reason.to_owned()))
+    }
+
+    /// Parks a trial the scheduler paused ([`Trial::report_scheduled`] returned
+    /// [`TrialError::Paused`](crate::TrialError::Paused)): it becomes Paused, and a worker
+    /// resumes it from its checkpoint when the scheduler promotes it.
+    pub fn tell_paused(&self, trial: Trial<'_>) -> Result<()> {
+        if !trial.is_paused() {
+            return Err(Error::invalid_argument(
+                "trial",
+                format!(
+                    "trial #{} was not paused by the scheduler; only a trial whose \
+                     report_scheduled returned TrialError::Paused can be parked",
+                    trial.number()
+                ),
+            ));
+        }
+        self.finish_scheduled(&trial, None).map(|_| ())
+    }
+
+    /// Ends a trial as `outcome`, keeping a scheduler (if any) in step.
+    pub(crate) fn end(&self, trial: &Trial<'_>, outcome: Outcome) -> Result<Arc<FrozenTrial>> {
+        if !self.has_scheduler() {
+            return self.finish(trial.frozen(), outcome);
+        }
+        self.finish_scheduled(trial, Some(outcome))?
+            .ok_or_else(|| Error::Storage("a finished trial has no record".into()))
     }
 
     /// Finishes the Running trial with this number (from another process, say), as

@@ -1,6 +1,7 @@
 //! `Study::optimize`: the trial loop, on one thread or many.
 
 use super::liveness::HeartbeatThread;
+use super::scheduled::Assignment;
 use super::{Outcome, Study};
 use crate::error::{Error, Result};
 use crate::objective::{Objective, TrialError};
@@ -178,7 +179,9 @@ fn worker<O: Objective>(run: &Run, objective: &O, options: &Optimize) {
         if run.study.is_stopped() || run.deadline.is_some_and(|d| Instant::now() >= d) {
             return;
         }
-        if let Some(n) = options.n_trials {
+        // With a scheduler only new configurations count against `n_trials` (resumed trials
+        // and PBT children continue ones already counted); the scheduler asks when it needs one.
+        if let (Some(n), false) = (options.n_trials, run.study.has_scheduler()) {
             if run.started.fetch_add(1, Ordering::SeqCst) >= n {
                 return;
             }
@@ -209,7 +212,34 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 fn run_trial<O: Objective>(run: &Run, objective: &O, options: &Optimize) -> Result<Next> {
     let study = &run.study;
     study.fail_stale_trials()?;
-    let mut trial = match study.ask() {
+    let asked = if study.has_scheduler() {
+        let mut may_start = || {
+            options
+                .n_trials
+                .is_none_or(|n| run.started.fetch_add(1, Ordering::SeqCst) < n)
+        };
+        match study.assign(&mut may_start) {
+            Ok(Assignment::Trial(t)) => Ok(t),
+            Ok(Assignment::Wait) => return Ok(wait()),
+            Ok(Assignment::Capped) => {
+                // Trials of this call still running may pause and be promoted, or finish a
+                // synchronous rung: wait for them before giving up.
+                let busy = !run
+                    .running
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_empty();
+                return Ok(if busy { wait() } else { Next::Stop });
+            }
+            Ok(Assignment::Finished) => Err(Error::Stopped(
+                "the scheduler has run every trial it planned".into(),
+            )),
+            Err(e) => Err(e),
+        }
+    } else {
+        study.ask()
+    };
+    let mut trial = match asked {
         Ok(t) => t,
         Err(Error::Stopped(reason)) => {
             tracing::info!(study = study.name(), "study stopped: {reason}");
@@ -234,29 +264,41 @@ fn run_trial<O: Objective>(run: &Run, objective: &O, options: &Optimize) -> Resu
     drop(heartbeat);
     let mut uncaught = None;
     let outcome = match result {
-        Ok(Ok(values)) => Outcome::Values(values),
-        Ok(Err(TrialError::Pruned)) => Outcome::Pruned,
+        Ok(Ok(values)) => Some(Outcome::Values(values)),
+        Ok(Err(TrialError::Pruned)) => Some(Outcome::Pruned),
+        Ok(Err(TrialError::Paused)) if trial.is_paused() => None,
+        Ok(Err(TrialError::Paused)) => {
+            let e = "the objective returned TrialError::Paused but the scheduler did not pause \
+                     the trial; return the error of report_scheduled as it is";
+            uncaught = Some(e.to_owned());
+            Some(Outcome::Failed(e.to_owned()))
+        }
         Ok(Err(TrialError::Failed(e))) => {
             if !options.catch.catches(e.as_ref()) {
                 uncaught = Some(e.to_string());
             }
-            Outcome::Failed(e.to_string())
+            Some(Outcome::Failed(e.to_string()))
         }
         Err(payload) => {
             let e = PanicError(panic_message(payload.as_ref()));
             if !options.catch.catches(&e) {
                 uncaught = Some(e.to_string());
             }
-            Outcome::Failed(e.to_string())
+            Some(Outcome::Failed(e.to_string()))
         }
     };
     let number = trial.number();
-    let finished = study.finish(trial.frozen(), outcome);
+    let finished = match outcome {
+        Some(outcome) => study.end(&trial, outcome).map(Some),
+        None => study.tell_paused(trial).map(|()| None),
+    };
     run.running
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .remove(&id);
-    let finished = finished?;
+    let Some(finished) = finished? else {
+        return Ok(Next::Continue);
+    };
     log_trial(study, &finished);
     if finished.state == TrialState::Fail && study.inner.retry.is_some_and(|r| r.retry_failed) {
         study.retry_trial(&finished)?;
@@ -268,6 +310,12 @@ fn run_trial<O: Objective>(run: &Run, objective: &O, options: &Optimize) -> Resu
         Some(message) => Err(Error::ObjectiveFailed { number, message }),
         None => Ok(Next::Continue),
     }
+}
+
+/// Nothing to run now: nap, then ask again.
+fn wait() -> Next {
+    std::thread::sleep(Duration::from_millis(5));
+    Next::Continue
 }
 
 fn log_trial(study: &Study, t: &FrozenTrial) {

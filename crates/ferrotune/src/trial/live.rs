@@ -3,10 +3,13 @@
 use super::params::{find_spec, NameKey, Spec, SpecSnapshot};
 use super::{FrozenTrial, Param, CONSTRAINT_PREFIX};
 use crate::error::{Error, Result};
+use crate::objective::TrialError;
 use crate::rng::TrialRng;
+use crate::schedule::checkpoint::{Checkpoint, CheckpointId, CheckpointWriter};
 use crate::space::{
     CategoricalDistribution, Distribution, FloatDistribution, IntDistribution, ParamValue,
 };
+use crate::study::scheduled::{Verdict, CHECKPOINT_ATTR, REPLACED_BY_ATTR};
 use crate::study::{Study, FIXED_PARAMS_ATTR};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -89,6 +92,17 @@ pub struct Trial<'s> {
     /// to `view` (asked on the first sampled parameter, so trials whose parameters are all
     /// fixed never ask).
     view_filtered: bool,
+    /// The checkpoint this trial resumes from (a paused trial's own, or a PBT parent's).
+    resume: Option<Checkpoint>,
+    /// Whether the trial still holds a reference on its PBT parent's checkpoint (until it
+    /// saves one of its own).
+    holds_parent: bool,
+    /// Whether the scheduler already knows how the trial ends (it answered Complete, Stop,
+    /// Pause or Exploit), so ending it needs no failure report.
+    scheduler_knows_end: bool,
+    /// Whether the scheduler paused the trial (the objective then returns
+    /// [`TrialError::Paused`]).
+    paused: bool,
 }
 
 impl<'s> Trial<'s> {
@@ -104,7 +118,45 @@ impl<'s> Trial<'s> {
             new_specs: false,
             view: study.view(),
             view_filtered: false,
+            resume: None,
+            holds_parent: false,
+            scheduler_knows_end: false,
+            paused: false,
         }
+    }
+
+    pub(crate) fn set_resume(&mut self, checkpoint: Checkpoint, holds_parent: bool) {
+        self.resume = Some(checkpoint);
+        self.holds_parent = holds_parent;
+    }
+
+    /// The parent checkpoint this trial still holds a reference on, if any.
+    pub(crate) fn held_parent(&self) -> Option<CheckpointId> {
+        self.resume
+            .as_ref()
+            .filter(|_| self.holds_parent)
+            .map(Checkpoint::id)
+    }
+
+    pub(crate) fn scheduler_knows_end(&self) -> bool {
+        self.scheduler_knows_end
+    }
+
+    /// Whether the scheduler paused this trial at its last report.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// The checkpoint to resume from, when a scheduler resumed this trial (ASHA's promotion,
+    /// a synchronous rung) or started it from another trial's model (a PBT child). Load it
+    /// and train on from step [`Checkpoint::step`]` + 1`; `None` means start from scratch.
+    pub fn resume_from(&self) -> Option<&Checkpoint> {
+        self.resume.as_ref()
+    }
+
+    /// The first step to train: one after the checkpoint's step when resuming, else 1.
+    pub fn first_step(&self) -> u64 {
+        self.resume.as_ref().map_or(1, |c| c.step() + 1)
     }
 
     /// The trial's number in its study.
@@ -291,6 +343,86 @@ impl<'s> Trial<'s> {
         self.frozen
             .intermediate_values
             .insert(step, values.to_vec());
+        Ok(())
+    }
+
+    /// Reports the value at `step` and follows the study's scheduler: `Ok(())` means train
+    /// on; an error means return it from the objective (with `?`): [`TrialError::Pruned`]
+    /// when the trial stops here, [`TrialError::Paused`] when it was paused — `save` has then
+    /// written its checkpoint, and a worker will resume it later from
+    /// [`resume_from`](Self::resume_from). `save` is called only when the scheduler needs a
+    /// checkpoint (a pause, or a PBT interval that others may copy); it writes the model's
+    /// state with [`CheckpointWriter::write_bytes`] or as files in
+    /// [`CheckpointWriter::dir`].
+    ///
+    /// Without a scheduler this is [`report`](Self::report) followed by the pruner's
+    /// [`should_prune`](Self::should_prune), so one objective serves every study.
+    pub fn report_scheduled<E: std::fmt::Display>(
+        &mut self,
+        step: u64,
+        value: f64,
+        save: impl FnOnce(&CheckpointWriter<'_>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), TrialError> {
+        self.report(step, value)?;
+        let study = self.study;
+        if !study.has_scheduler() {
+            return if self.should_prune()? {
+                Err(TrialError::Pruned)
+            } else {
+                Ok(())
+            };
+        }
+        match study.scheduler_report(self.frozen.number, step, value)? {
+            Verdict::Continue => Ok(()),
+            Verdict::Complete => {
+                self.scheduler_knows_end = true;
+                Ok(())
+            }
+            Verdict::Stop => {
+                self.scheduler_knows_end = true;
+                Err(TrialError::Pruned)
+            }
+            Verdict::Pause => {
+                self.save_checkpoint(step, save)?;
+                self.scheduler_knows_end = true;
+                self.paused = true;
+                Err(TrialError::Paused)
+            }
+            Verdict::Checkpoint { pause } => {
+                self.save_checkpoint(step, save)?;
+                study.scheduler_saved(self.frozen.number, step)?;
+                if pause {
+                    self.scheduler_knows_end = true;
+                    self.paused = true;
+                    Err(TrialError::Paused)
+                } else {
+                    Ok(())
+                }
+            }
+            Verdict::Exploit { winner, step } => {
+                let child = study.spawn_child(&self.frozen, winner, step)?;
+                self.frozen
+                    .system_attrs
+                    .insert(REPLACED_BY_ATTR.to_owned(), Value::from(child));
+                self.scheduler_knows_end = true;
+                Err(TrialError::Pruned)
+            }
+        }
+    }
+
+    fn save_checkpoint<E: std::fmt::Display>(
+        &mut self,
+        step: u64,
+        save: impl FnOnce(&CheckpointWriter<'_>) -> std::result::Result<(), E>,
+    ) -> Result<()> {
+        let parent = self.held_parent();
+        let id = self
+            .study
+            .save_checkpoint(&self.frozen, parent, step, save)?;
+        self.holds_parent = false;
+        self.frozen
+            .system_attrs
+            .insert(CHECKPOINT_ATTR.to_owned(), serde_json::to_value(id)?);
         Ok(())
     }
 

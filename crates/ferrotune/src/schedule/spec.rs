@@ -1,0 +1,294 @@
+//! `SchedulerSpec`: a pause-and-resume scheduler as data, stored with the study so that every
+//! worker rebuilds the same one (see the design notes: "configuration is data").
+
+use crate::error::{Error, Result};
+use crate::schedule::brackets::{HyperbandPlan, Rounding, SuccessiveHalvingPlan};
+use crate::schedule::pb2::Pb2Config;
+use crate::schedule::pbt::PbtConfig;
+use serde::{Deserialize, Serialize};
+
+/// Which pause-and-resume scheduler a study runs, if any.
+///
+/// A scheduler decides, for every report of a running trial, whether it continues, pauses
+/// with a checkpoint, stops, or hands over to a new trial (PBT); and, for every free worker,
+/// whether it starts a new configuration or resumes a paused trial. Without one (the default)
+/// trials run to the end unless the study's *pruner* stops them — the stopping-only
+/// variants of successive halving and Hyperband live there
+/// ([`PrunerSpec`](crate::PrunerSpec)).
+///
+/// Serialized with a `type` tag, e.g. `{"type": "asha", "min_resource": 1, "max_resource":
+/// 27}`; `eta` defaults to 3 (Hyperband's default, Li et al. 2017).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SchedulerSpec {
+    /// No scheduler: the pruner alone decides.
+    #[default]
+    None,
+    /// ASHA with promotion (Li et al., MLSys 2020): trials pause at each rung and free workers
+    /// promote the best of each rung or start new configurations; no worker ever waits.
+    Asha {
+        /// The first rung's step (≥ 1).
+        min_resource: u64,
+        /// The last rung's step: a trial that reaches it is complete.
+        max_resource: u64,
+        /// The reduction factor η (≥ 2).
+        #[serde(default = "default_eta")]
+        eta: u64,
+    },
+    /// Synchronous successive halving (Jamieson & Talwalkar 2016): `n_configs`
+    /// configurations start at `min_resource`, the best `1/η` of each rung go on when the
+    /// whole rung has reported; then a new bracket starts.
+    SuccessiveHalving {
+        /// Configurations per bracket.
+        n_configs: u64,
+        /// The first rung's step (≥ 1).
+        min_resource: u64,
+        /// The last rung's step.
+        max_resource: u64,
+        /// The reduction factor η (≥ 2).
+        #[serde(default = "default_eta")]
+        eta: u64,
+    },
+    /// Synchronous Hyperband (Li et al., JMLR 2017): its brackets one after another, each a
+    /// synchronous successive halving.
+    Hyperband {
+        /// The smallest resource a bracket starts at (≥ 1).
+        min_resource: u64,
+        /// The maximum resource R.
+        max_resource: u64,
+        /// The reduction factor η (≥ 2).
+        #[serde(default = "default_eta")]
+        eta: u64,
+        /// How bracket sizes are rounded: the paper's ceiling (default) or HpBandSter's floor.
+        #[serde(default)]
+        rounding: Rounding,
+    },
+    /// BOHB (Falkner, Klein & Hutter, ICML 2018): Hyperband's brackets with BOHB's model as
+    /// the sampler. The study's sampler must be [`SamplerSpec::Bohb`](crate::SamplerSpec)
+    /// (the builder picks it when none is given).
+    Bohb {
+        /// The smallest resource a bracket starts at (≥ 1).
+        min_resource: u64,
+        /// The maximum resource R.
+        max_resource: u64,
+        /// The reduction factor η (≥ 2).
+        #[serde(default = "default_eta")]
+        eta: u64,
+    },
+    /// Population Based Training (Jaderberg et al. 2017): `population_size` members trained
+    /// in intervals of `interval` steps up to `max_step`; at each interval the bottom
+    /// quantile continues from a top member's checkpoint with explored parameters, as a new
+    /// trial linked to its parent.
+    Pbt {
+        /// Members trained at once (≥ 2).
+        population_size: usize,
+        /// Steps between exploit/explore decisions (≥ 1).
+        interval: u64,
+        /// The step at which a member is complete.
+        max_step: u64,
+        /// Exploit and explore settings (Ray Tune's defaults).
+        #[serde(default)]
+        config: PbtConfig,
+    },
+    /// PB2 (Parker-Holder et al., NeurIPS 2020): PBT whose explore step picks the new
+    /// numeric parameters with a time-varying GP bandit instead of random perturbations
+    /// (categorical parameters are still perturbed as in PBT).
+    Pb2 {
+        /// Members trained at once (≥ 2).
+        population_size: usize,
+        /// Steps between exploit/explore decisions (≥ 1).
+        interval: u64,
+        /// The step at which a member is complete.
+        max_step: u64,
+        /// Exploit settings (the quantiles; PBT's perturbation factors and resampling only
+        /// apply to categorical parameters).
+        #[serde(default)]
+        config: PbtConfig,
+        /// The GP bandit's settings.
+        #[serde(default)]
+        pb2: Pb2Config,
+    },
+}
+
+fn default_eta() -> u64 {
+    3
+}
+
+impl SchedulerSpec {
+    /// Whether this is [`SchedulerSpec::None`].
+    pub fn is_none(&self) -> bool {
+        matches!(self, SchedulerSpec::None)
+    }
+
+    /// Whether this scheduler needs BOHB's sampler.
+    pub fn wants_bohb_sampler(&self) -> bool {
+        matches!(self, SchedulerSpec::Bohb { .. })
+    }
+
+    /// Whether this is a population scheduler (PBT or PB2), which creates child trials.
+    pub fn is_population(&self) -> bool {
+        matches!(self, SchedulerSpec::Pbt { .. } | SchedulerSpec::Pb2 { .. })
+    }
+
+    /// The step at which a trial is complete, if the scheduler has one.
+    pub fn max_step(&self) -> Option<u64> {
+        match self {
+            SchedulerSpec::None => None,
+            SchedulerSpec::Asha { max_resource, .. }
+            | SchedulerSpec::SuccessiveHalving { max_resource, .. }
+            | SchedulerSpec::Hyperband { max_resource, .. }
+            | SchedulerSpec::Bohb { max_resource, .. } => Some(*max_resource),
+            SchedulerSpec::Pbt { max_step, .. } | SchedulerSpec::Pb2 { max_step, .. } => {
+                Some(*max_step)
+            }
+        }
+    }
+
+    /// A short name for logs and tables (`asha`, `hyperband`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            SchedulerSpec::None => "none",
+            SchedulerSpec::Asha { .. } => "asha",
+            SchedulerSpec::SuccessiveHalving { .. } => "successive_halving",
+            SchedulerSpec::Hyperband { .. } => "hyperband",
+            SchedulerSpec::Bohb { .. } => "bohb",
+            SchedulerSpec::Pbt { .. } => "pbt",
+            SchedulerSpec::Pb2 { .. } => "pb2",
+        }
+    }
+
+    /// Checks the settings without building anything: the same errors the scheduler's
+    /// constructor gives, naming the field and the fix.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            SchedulerSpec::None => Ok(()),
+            SchedulerSpec::Asha {
+                min_resource,
+                max_resource,
+                eta,
+            } => SuccessiveHalvingPlan::new(1, *min_resource, *max_resource, *eta).map(|_| ()),
+            SchedulerSpec::SuccessiveHalving {
+                n_configs,
+                min_resource,
+                max_resource,
+                eta,
+            } => SuccessiveHalvingPlan::new(*n_configs, *min_resource, *max_resource, *eta)
+                .map(|_| ()),
+            SchedulerSpec::Hyperband {
+                min_resource,
+                max_resource,
+                eta,
+                ..
+            }
+            | SchedulerSpec::Bohb {
+                min_resource,
+                max_resource,
+                eta,
+            } => HyperbandPlan::new(*max_resource, *min_resource, *eta).map(|_| ()),
+            SchedulerSpec::Pbt {
+                population_size,
+                interval,
+                max_step,
+                ..
+            }
+            | SchedulerSpec::Pb2 {
+                population_size,
+                interval,
+                max_step,
+                ..
+            } => {
+                if let SchedulerSpec::Pb2 { pb2, .. } = self {
+                    pb2.validate()?;
+                }
+                if *population_size < 2 {
+                    return Err(Error::invalid_argument(
+                        "population_size",
+                        format!(
+                            "a population needs at least 2 members to exploit one another, got \
+                             {population_size}; Jaderberg et al. use 10 to 80"
+                        ),
+                    ));
+                }
+                if *interval == 0 || interval > max_step {
+                    return Err(Error::invalid_argument(
+                        "interval",
+                        format!(
+                            "must be in 1..=max_step ({max_step}), got {interval}; it is the \
+                             number of steps between two exploit/explore decisions"
+                        ),
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_round_trip_and_default_eta() {
+        let spec: SchedulerSpec =
+            serde_json::from_str(r#"{"type":"asha","min_resource":1,"max_resource":27}"#).unwrap();
+        assert_eq!(
+            spec,
+            SchedulerSpec::Asha {
+                min_resource: 1,
+                max_resource: 27,
+                eta: 3
+            }
+        );
+        for spec in [
+            SchedulerSpec::None,
+            spec,
+            SchedulerSpec::Hyperband {
+                min_resource: 1,
+                max_resource: 81,
+                eta: 3,
+                rounding: Rounding::FloorRatio,
+            },
+            SchedulerSpec::Pbt {
+                population_size: 8,
+                interval: 4,
+                max_step: 40,
+                config: PbtConfig::default(),
+            },
+        ] {
+            let text = serde_json::to_string(&spec).unwrap();
+            assert_eq!(serde_json::from_str::<SchedulerSpec>(&text).unwrap(), spec);
+            spec.validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn bad_settings_name_the_field() {
+        let bad = SchedulerSpec::Pbt {
+            population_size: 1,
+            interval: 4,
+            max_step: 40,
+            config: PbtConfig::default(),
+        };
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("population_size"));
+        let bad = SchedulerSpec::Pb2 {
+            population_size: 4,
+            interval: 50,
+            max_step: 40,
+            config: PbtConfig::default(),
+            pb2: Pb2Config::default(),
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("interval"));
+        let bad = SchedulerSpec::Asha {
+            min_resource: 0,
+            max_resource: 9,
+            eta: 3,
+        };
+        assert!(bad.validate().is_err());
+        assert!(serde_json::from_str::<SchedulerSpec>(r#"{"type":"asha","min":1}"#).is_err());
+    }
+}
