@@ -8,11 +8,12 @@
 //! it early.
 
 use crate::digits::{
-    cv_accuracy, Criterion, Dataset, Kernel, MlpConfig, MlpCrossValidation, ModelConfig, ModelKind,
-    Split, BATCH_SIZE_RANGE, HIDDEN_LAYERS_RANGE, HIDDEN_WIDTH_RANGE, LEARNING_RATE_RANGE,
-    MOMENTUM_RANGE, WEIGHT_DECAY_RANGE,
+    cv_accuracy, Criterion, Dataset, Kernel, MlpConfig, MlpCrossValidation, MlpState, ModelConfig,
+    ModelKind, Split, BATCH_SIZE_RANGE, HIDDEN_LAYERS_RANGE, HIDDEN_WIDTH_RANGE,
+    LEARNING_RATE_RANGE, MOMENTUM_RANGE, WEIGHT_DECAY_RANGE,
 };
 use ferrotune::pruner::Resource;
+use ferrotune::schedule::SchedulerSpec;
 use ferrotune::{Params, PrunerSpec, Trial, TrialError};
 
 /// Cross-validation folds, as in the paper.
@@ -236,17 +237,81 @@ pub fn mlp_error(
 ) -> impl Fn(&mut Trial<'_>) -> Result<f64, TrialError> + Send + Sync + '_ {
     move |trial| {
         let config = suggest_mlp_config(trial)?;
-        let mut cv = MlpCrossValidation::new(splits, config, seed)?;
+        let scheduled = trial.study().has_scheduler();
+        let mut cv = match trial.resume_from() {
+            Some(checkpoint) => MlpCrossValidation::resume(splits, load_folds(checkpoint.dir())?)?,
+            None => MlpCrossValidation::new(splits, config, seed)?,
+        };
         let mut error = f64::NAN;
-        for epoch in 1..=max_epochs {
+        for epoch in trial.first_step()..=max_epochs {
             error = cv.train_epoch()?;
-            trial.report(epoch, error)?;
-            if epoch < max_epochs && trial.should_prune()? {
-                return Err(TrialError::Pruned);
+            if scheduled {
+                // The scheduler may pause the trial here: then its networks are saved.
+                trial.report_scheduled(epoch, error, |w| save_folds(&cv, w.dir()))?;
+            } else {
+                trial.report(epoch, error)?;
+                if epoch < max_epochs && trial.should_prune()? {
+                    return Err(TrialError::Pruned);
+                }
             }
         }
         Ok(error)
     }
+}
+
+/// Saves each fold's network (weights and optimizer state) as `fold-<k>.bin` in `dir`.
+fn save_folds(cv: &MlpCrossValidation<'_>, dir: &std::path::Path) -> std::io::Result<()> {
+    for (k, trainer) in cv.trainers().iter().enumerate() {
+        std::fs::write(
+            dir.join(format!("fold-{k}.bin")),
+            trainer.state().to_bytes(),
+        )?;
+    }
+    Ok(())
+}
+
+/// Reads the fold networks [`save_folds`] wrote.
+fn load_folds(dir: &std::path::Path) -> Result<Vec<MlpState>, TrialError> {
+    let mut states = Vec::with_capacity(FOLDS);
+    for k in 0..FOLDS {
+        let file = dir.join(format!("fold-{k}.bin"));
+        let bytes = std::fs::read(&file)
+            .map_err(|e| TrialError::fail(format!("cannot read {}: {e}", file.display())))?;
+        states.push(MlpState::from_bytes(&bytes)?);
+    }
+    Ok(states)
+}
+
+/// The pause-and-resume schedulers the main job offers for the MLP, by name (see
+/// [`mlp_scheduler`]).
+pub const MLP_SCHEDULERS: [&str; 4] = ["none", "asha", "hyperband", "bohb"];
+
+/// The scheduler `name` of [`MLP_SCHEDULERS`] stands for, over epochs 1 to
+/// [`MLP_MAX_EPOCHS`] with η = 3: `asha` is ASHA with promotion (trials pause at 1, 3 and 9
+/// epochs and the best third are resumed from their checkpoints), `hyperband` synchronous
+/// Hyperband, `bohb` Hyperband with BOHB's model; `none` (no scheduler: the pruner decides).
+/// `None` for an unknown name.
+pub fn mlp_scheduler(name: &str) -> Option<SchedulerSpec> {
+    Some(match name {
+        "none" => SchedulerSpec::None,
+        "asha" => SchedulerSpec::Asha {
+            min_resource: 1,
+            max_resource: MLP_MAX_EPOCHS,
+            eta: 3,
+        },
+        "hyperband" => SchedulerSpec::Hyperband {
+            min_resource: 1,
+            max_resource: MLP_MAX_EPOCHS,
+            eta: 3,
+            rounding: Default::default(),
+        },
+        "bohb" => SchedulerSpec::Bohb {
+            min_resource: 1,
+            max_resource: MLP_MAX_EPOCHS,
+            eta: 3,
+        },
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -322,6 +387,63 @@ mod tests {
             let reported = t.intermediate_values[&max_epochs][0];
             assert_eq!(t.value().unwrap().to_bits(), reported.to_bits());
         }
+    }
+
+    /// ASHA with promotion over the real networks: trials pause at rungs with their
+    /// weights and optimizer state on disk, promoted ones resume from them, and a resumed
+    /// trial's curve is bit for bit the curve of the same configuration trained without a
+    /// pause — the checkpoint restored the whole training state.
+    #[test]
+    fn paused_networks_resume_bit_for_bit() {
+        let data = load_digits().stratified_subsample(20, 1).unwrap();
+        let splits = stratified_splits(&data, FOLDS, 0).unwrap();
+        let dir = std::env::temp_dir().join(format!("ferrotune-mlp-ckpt-{}", std::process::id()));
+        let max_epochs = 9;
+        let study = Study::builder()
+            .direction(Direction::Minimize)
+            .sampler(SamplerSpec::Random)
+            .scheduler(SchedulerSpec::Asha {
+                min_resource: 1,
+                max_resource: max_epochs,
+                eta: 3,
+            })
+            .checkpoint_dir(&dir)
+            .seed(5)
+            .build()
+            .unwrap();
+        study
+            .optimize(mlp_error(&splits, 0, max_epochs), Optimize::trials(12))
+            .unwrap();
+        let trials = study.trials().unwrap();
+        let resumed: Vec<_> = trials
+            .iter()
+            .filter(|t| t.last_step().unwrap_or(0) > 1)
+            .collect();
+        assert!(!resumed.is_empty(), "some trials were promoted");
+        assert!(trials.iter().any(|t| t.state == TrialState::Paused));
+        for t in resumed {
+            let config = mlp_config_from_params(&t.params).unwrap();
+            let mut cv = MlpCrossValidation::new(&splits, config, 0).unwrap();
+            for (&step, reported) in &t.intermediate_values {
+                let fresh = cv.train_epoch().unwrap();
+                assert_eq!(
+                    fresh.to_bits(),
+                    reported[0].to_bits(),
+                    "trial #{} at epoch {step}",
+                    t.number
+                );
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn every_offered_scheduler_builds_a_study() {
+        for name in MLP_SCHEDULERS {
+            let spec = mlp_scheduler(name).unwrap();
+            assert!(spec.validate().is_ok(), "{name}");
+        }
+        assert!(mlp_scheduler("sometimes").is_none());
     }
 
     #[test]

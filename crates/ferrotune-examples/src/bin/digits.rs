@@ -9,6 +9,7 @@
 
 use anyhow::Context;
 use clap::Parser;
+use ferrotune::schedule::SchedulerSpec;
 use ferrotune::{
     Direction, FrozenTrial, InMemoryStorage, Optimize, PrunerSpec, SamplerSpec, Storage, Study,
     TrialState,
@@ -18,7 +19,8 @@ use ferrotune_examples::digits::{
     ModelConfig, Split,
 };
 use ferrotune_examples::jobs::{
-    accuracy, mlp_error, mlp_pruner, Job, MlpJob, FOLDS, JOBS, MLP_JOB, MLP_PRUNERS,
+    accuracy, mlp_error, mlp_pruner, mlp_scheduler, Job, MlpJob, FOLDS, JOBS, MLP_JOB, MLP_PRUNERS,
+    MLP_SCHEDULERS,
 };
 use ferrotune_sqlite::SqliteStorage;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,6 +57,16 @@ struct Args {
     /// sampler and the pruner (`digits-mlp-tpe-asha`).
     #[arg(long, default_value = "asha", value_parser = MLP_PRUNERS)]
     pruner: String,
+    /// Pause and resume the MLP's trials instead of stopping them: asha (ASHA with
+    /// promotion: trials pause at 1, 3 and 9 epochs with their networks checkpointed, and
+    /// free workers resume the best third), hyperband (synchronous), bohb, or none (the
+    /// pruner decides). With a scheduler the pruner is not used and the study is named
+    /// `digits-mlp-<sampler>-sched-<scheduler>`.
+    #[arg(long, default_value = "none", value_parser = MLP_SCHEDULERS)]
+    scheduler: String,
+    /// Where paused trials' networks are saved (with --scheduler); stored with the study.
+    #[arg(long, default_value = "ferrotune-checkpoints")]
+    checkpoint_dir: std::path::PathBuf,
 }
 
 /// What the final table shows for one model.
@@ -71,9 +83,12 @@ struct Summary {
 /// The MLP study's pruning record, read back from storage (so a resumed study counts its
 /// earlier sessions too).
 struct PruningStats {
+    /// `pruner asha` or `scheduler asha`.
     pruner: String,
     complete: usize,
     pruned: usize,
+    /// Trials a scheduler left paused at a rung (never promoted).
+    paused: usize,
     epochs_run: u64,
     epochs_without_pruning: u64,
 }
@@ -119,17 +134,21 @@ impl Setup {
         budget: u64,
         direction: Direction,
         pruner: PrunerSpec,
+        scheduler: Option<(SchedulerSpec, &std::path::Path)>,
     ) -> anyhow::Result<(Study, u64)> {
-        let study = Study::builder()
+        let mut builder = Study::builder()
             .name(name)
             .storage(self.storage.clone())
             .load_if_exists(true)
             .max_trials(budget)
             .direction(direction)
             .sampler(self.sampler.clone())
-            .pruner(pruner)
-            .seed(self.seed)
-            .build()?;
+            .seed(self.seed);
+        builder = match scheduler {
+            Some((spec, dir)) => builder.scheduler(spec).checkpoint_dir(dir),
+            None => builder.pruner(pruner),
+        };
+        let study = builder.build()?;
         let already = study.trials()?.len() as u64;
         if already > 0 {
             println!(
@@ -223,9 +242,18 @@ fn main() -> anyhow::Result<()> {
             0.0
         };
         println!(
-            "\nmlp with pruner {}: {} trials complete, {} pruned; {} epochs run of {} if every \
+            "\nmlp with {}: {} trials complete, {} pruned{}; {} epochs run of {} if every \
              trial had run to the end ({FOLDS} folds each): budget saved: {saved:.1}%",
-            p.pruner, p.complete, p.pruned, p.epochs_run, p.epochs_without_pruning
+            p.pruner,
+            p.complete,
+            p.pruned,
+            if p.paused > 0 {
+                format!(", {} paused at a rung", p.paused)
+            } else {
+                String::new()
+            },
+            p.epochs_run,
+            p.epochs_without_pruning
         );
     }
     let total: f64 = summaries.iter().map(|s| s.search_time.as_secs_f64()).sum();
@@ -273,6 +301,7 @@ fn run_classic(
         budget,
         Direction::Maximize,
         PrunerSpec::Nop,
+        None,
     )?;
     let done = Arc::new(AtomicU64::new(already));
     let search = Instant::now();
@@ -342,25 +371,44 @@ fn run_mlp(
     let pruner =
         mlp_pruner(&args.pruner).with_context(|| format!("unknown pruner {}", args.pruner))?;
     let splits = stratified_splits(data, FOLDS, args.seed)?;
+    let stopper = if args.scheduler == "none" {
+        format!("pruner {}", args.pruner)
+    } else {
+        format!("scheduler {}", args.scheduler)
+    };
     let started = Instant::now();
     let default_error = mlp_cv_error(&splits, MlpConfig::default(), args.seed, job.max_epochs)
         .context("mlp with default hyperparameters")?;
     let default_time = started.elapsed();
     println!(
         "\n[{name}] textbook default: accuracy {:.4} ({:.1} s); searching {budget} trials of at \
-         most {} epochs on {} thread(s), pruner {}",
+         most {} epochs on {} thread(s), {}",
         1.0 - default_error,
         default_time.as_secs_f64(),
         job.max_epochs,
         setup.jobs,
-        args.pruner
+        stopper
     );
+    let scheduler = mlp_scheduler(&args.scheduler)
+        .with_context(|| format!("unknown scheduler {}", args.scheduler))?;
+    let (study_name, scheduler) = if scheduler.is_none() {
+        (
+            format!("digits-{name}-{}-{}", args.sampler, args.pruner),
+            None,
+        )
+    } else {
+        (
+            format!("digits-{name}-{}-sched-{}", args.sampler, args.scheduler),
+            Some((scheduler, args.checkpoint_dir.as_path())),
+        )
+    };
     let (study, already) = setup.study(
         name,
-        format!("digits-{name}-{}-{}", args.sampler, args.pruner),
+        study_name,
         budget,
         Direction::Minimize,
         pruner,
+        scheduler,
     )?;
     let done = Arc::new(AtomicU64::new(already));
     let search = Instant::now();
@@ -400,10 +448,19 @@ fn run_mlp(
     let trials = study.trials()?;
     let finished: Vec<&Arc<FrozenTrial>> = trials
         .iter()
-        .filter(|t| matches!(t.state, TrialState::Complete | TrialState::Pruned))
+        .filter(|t| {
+            matches!(
+                t.state,
+                TrialState::Complete | TrialState::Pruned | TrialState::Paused
+            )
+        })
         .collect();
     let stats = PruningStats {
-        pruner: args.pruner.clone(),
+        pruner: stopper,
+        paused: finished
+            .iter()
+            .filter(|t| t.state == TrialState::Paused)
+            .count(),
         complete: finished
             .iter()
             .filter(|t| t.state == TrialState::Complete)

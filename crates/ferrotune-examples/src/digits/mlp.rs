@@ -1124,6 +1124,30 @@ impl<'a> MlpCrossValidation<'a> {
         Ok(MlpCrossValidation { splits, trainers })
     }
 
+    /// Networks that continue from `states` (one per split, in split order, e.g. read back
+    /// from [`MlpState::from_bytes`]): training on gives bitwise the curve of an
+    /// uninterrupted run.
+    ///
+    /// # Errors
+    /// [`EvalError::InvalidFolds`] when the number of states is not the number of splits;
+    /// as [`MlpTrainer::resume`] otherwise.
+    pub fn resume(splits: &'a [Split], states: Vec<MlpState>) -> Result<Self, EvalError> {
+        if states.len() != splits.len() || splits.is_empty() {
+            return Err(EvalError::InvalidFolds(format!(
+                "{} saved fold state(s) for {} split(s); resume with the splits the \
+                 checkpoint was trained on",
+                states.len(),
+                splits.len()
+            )));
+        }
+        let trainers = splits
+            .iter()
+            .zip(states)
+            .map(|(s, state)| MlpTrainer::resume(&s.train, state))
+            .collect::<Result<_, _>>()?;
+        Ok(MlpCrossValidation { splits, trainers })
+    }
+
     /// Trains every fold's network one more epoch and returns the mean held-out error over
     /// the folds.
     ///
