@@ -437,13 +437,36 @@ impl Study {
         }
     }
 
-    /// Claims a Waiting PBT child (one carrying [`RESUME_FROM_ATTR`]).
+    /// Claims a Waiting PBT child (one carrying [`RESUME_FROM_ATTR`]) that the scheduler has
+    /// registered as a member: a child is stored before its worker tells the scheduler about
+    /// it, and must not run before (nor ever, if that worker died in between).
     fn claim_child(&self) -> Result<Option<Trial<'_>>> {
         let i = &*self.inner;
-        for t in i.storage.trials(i.id, Some(&[TrialState::Waiting]))? {
+        let waiting = i.storage.trials(i.id, Some(&[TrialState::Waiting]))?;
+        if !waiting
+            .iter()
+            .any(|t| t.system_attrs.contains_key(RESUME_FROM_ATTR))
+        {
+            return Ok(None);
+        }
+        let members: std::collections::BTreeSet<u64> = match i
+            .storage
+            .study_system_attr(i.id, SCHEDULER_STATE_ATTR)?
+            .map(serde_json::from_value::<SchedulerState>)
+            .transpose()?
+        {
+            Some(SchedulerState::Population(p)) => {
+                p.members().into_iter().map(|(trial, _)| trial).collect()
+            }
+            _ => Default::default(),
+        };
+        for t in waiting {
             let Some(from) = checkpoint_id(t.system_attrs.get(RESUME_FROM_ATTR)) else {
                 continue;
             };
+            if !members.contains(&t.number) {
+                continue;
+            }
             if i.storage.set_trial_state(
                 t.id,
                 TrialState::Waiting,
