@@ -202,11 +202,24 @@ impl Cholesky {
         for i in 0..n {
             let (done, rest) = b.split_at_mut(i * m);
             let row_i = &mut rest[..m];
-            for k in 0..i {
-                let lik = self.l[i * n + k];
-                if lik != 0.0 {
-                    sub_scaled(row_i, lik, &done[k * m..k * m + m]);
+            let l_i = &self.l[i * n..i * n + i];
+            // Four earlier rows at a time: one load and store of row i per four updates.
+            let quads = l_i.chunks_exact(4);
+            let tail = quads.remainder();
+            for (q, l4) in quads.enumerate() {
+                let k = 4 * q;
+                let r0 = &done[k * m..(k + 1) * m];
+                let r1 = &done[(k + 1) * m..(k + 2) * m];
+                let r2 = &done[(k + 2) * m..(k + 3) * m];
+                let r3 = &done[(k + 3) * m..(k + 4) * m];
+                for ((((y, a), b), c), d) in row_i.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
+                    *y -= (l4[0] * a + l4[1] * b) + (l4[2] * c + l4[3] * d);
                 }
+            }
+            let k0 = i - tail.len();
+            for (j, lik) in tail.iter().enumerate() {
+                let k = k0 + j;
+                sub_scaled(row_i, *lik, &done[k * m..(k + 1) * m]);
             }
             let inv = 1.0 / self.l[i * n + i];
             for v in row_i.iter_mut() {

@@ -110,6 +110,54 @@ pub enum SchedulerSpec {
     },
 }
 
+/// The steps at which a scheduler may decide something (see
+/// [`SchedulerSpec::decision_steps`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DecisionSteps {
+    /// These steps, ascending.
+    At(Vec<u64>),
+    /// Every multiple of `interval`, and `last`.
+    Every {
+        /// The spacing of the boundaries.
+        interval: u64,
+        /// The last step.
+        last: u64,
+    },
+}
+
+impl DecisionSteps {
+    fn of_plan(plan: Result<HyperbandPlan>) -> Self {
+        let mut steps: Vec<u64> = plan
+            .map(|p| {
+                p.brackets()
+                    .iter()
+                    .flat_map(|b| b.rungs.iter().map(|r| r.resource))
+                    .collect()
+            })
+            .unwrap_or_default();
+        steps.sort_unstable();
+        steps.dedup();
+        DecisionSteps::At(steps)
+    }
+
+    /// Whether a decision step lies in `(after, upto]`: a trial that last reported at
+    /// `after` (or resumed from it) and now reports `upto` has reached or passed one.
+    pub fn any_in(&self, after: u64, upto: u64) -> bool {
+        if upto <= after {
+            return false;
+        }
+        match self {
+            DecisionSteps::At(steps) => {
+                let i = steps.partition_point(|&s| s <= after);
+                steps.get(i).is_some_and(|&s| s <= upto)
+            }
+            DecisionSteps::Every { interval, last } => {
+                upto >= *last || (*interval > 0 && upto / interval > after / interval)
+            }
+        }
+    }
+}
+
 fn default_eta() -> u64 {
     3
 }
@@ -141,6 +189,65 @@ impl SchedulerSpec {
             SchedulerSpec::Pbt { max_step, .. } | SchedulerSpec::Pb2 { max_step, .. } => {
                 Some(*max_step)
             }
+        }
+    }
+
+    /// The steps at which the scheduler may decide something other than "continue", for
+    /// any trial: every rung of every bracket (successive halving, Hyperband, ASHA) or every
+    /// interval boundary and the last step (PBT, PB2). A report at any other step is
+    /// answered "continue" without consulting the stored state, so only decision steps pay
+    /// for the round trip to storage. Empty without a scheduler.
+    pub fn decision_steps(&self) -> DecisionSteps {
+        let rungs = |plan: Result<SuccessiveHalvingPlan>| {
+            plan.map(|p| p.bracket().rungs.iter().map(|r| r.resource).collect())
+                .unwrap_or_default()
+        };
+        match self {
+            SchedulerSpec::None => DecisionSteps::At(Vec::new()),
+            SchedulerSpec::Asha {
+                min_resource,
+                max_resource,
+                eta,
+            } => DecisionSteps::At(rungs(SuccessiveHalvingPlan::new(
+                1,
+                *min_resource,
+                *max_resource,
+                *eta,
+            ))),
+            SchedulerSpec::SuccessiveHalving {
+                n_configs,
+                min_resource,
+                max_resource,
+                eta,
+            } => DecisionSteps::At(rungs(SuccessiveHalvingPlan::new(
+                *n_configs,
+                *min_resource,
+                *max_resource,
+                *eta,
+            ))),
+            SchedulerSpec::Hyperband {
+                min_resource,
+                max_resource,
+                eta,
+                rounding,
+            } => DecisionSteps::of_plan(
+                HyperbandPlan::new(*max_resource, *min_resource, *eta)
+                    .map(|p| p.with_rounding(*rounding)),
+            ),
+            SchedulerSpec::Bohb {
+                min_resource,
+                max_resource,
+                eta,
+            } => DecisionSteps::of_plan(HyperbandPlan::new(*max_resource, *min_resource, *eta)),
+            SchedulerSpec::Pbt {
+                interval, max_step, ..
+            }
+            | SchedulerSpec::Pb2 {
+                interval, max_step, ..
+            } => DecisionSteps::Every {
+                interval: *interval,
+                last: *max_step,
+            },
         }
     }
 
@@ -260,6 +367,33 @@ mod tests {
             assert_eq!(serde_json::from_str::<SchedulerSpec>(&text).unwrap(), spec);
             spec.validate().unwrap();
         }
+    }
+
+    #[test]
+    fn decision_steps_are_the_rungs_of_every_bracket_or_the_boundaries() {
+        let hb = SchedulerSpec::Hyperband {
+            min_resource: 1,
+            max_resource: 9,
+            eta: 3,
+            rounding: Rounding::Ceil,
+        };
+        assert_eq!(hb.decision_steps(), DecisionSteps::At(vec![1, 3, 9]));
+        let steps = hb.decision_steps();
+        assert!(steps.any_in(0, 1) && steps.any_in(1, 3) && steps.any_in(2, 5));
+        assert!(!steps.any_in(1, 2) && !steps.any_in(3, 8) && !steps.any_in(9, 20));
+        let pbt = SchedulerSpec::Pbt {
+            population_size: 4,
+            interval: 4,
+            max_step: 10,
+            config: PbtConfig::default(),
+        }
+        .decision_steps();
+        assert!(pbt.any_in(3, 4) && pbt.any_in(5, 9) && pbt.any_in(9, 10));
+        assert!(!pbt.any_in(4, 7) && !pbt.any_in(0, 3));
+        assert_eq!(
+            SchedulerSpec::None.decision_steps(),
+            DecisionSteps::At(vec![])
+        );
     }
 
     #[test]

@@ -287,7 +287,7 @@ impl StudyBuilder {
         )? {
             attrs.insert(
                 super::scheduled::SCHEDULER_STATE_ATTR.to_owned(),
-                serde_json::to_value(&state)?,
+                serde_json::Value::String(serde_json::to_string(&state)?),
             );
         }
         let id = storage.create_study(name, &directions, &attrs)?;
@@ -406,6 +406,10 @@ impl StudyBuilder {
         Study {
             inner: Arc::new(StudyInner {
                 checkpoints,
+                decision_steps: config.scheduler.decision_steps(),
+                scheduler_cache: Default::default(),
+                refs_cache: Default::default(),
+                ids: Default::default(),
                 storage,
                 id,
                 name,

@@ -25,7 +25,7 @@ use crate::sampler::{Sampler, SamplerSpec};
 use crate::schedule::checkpoint::CheckpointStore;
 use crate::space::ParamValue;
 use crate::storage::{Storage, StudyId};
-use crate::trial::{check_values, FrozenTrial, Params, SharedSpecs, Trial, TrialState};
+use crate::trial::{check_values, FrozenTrial, Params, SharedSpecs, Trial, TrialId, TrialState};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -62,6 +62,15 @@ pub(crate) struct StudyInner {
     pub(crate) retry: Option<RetryPolicy>,
     /// Where checkpoints are saved, and how many unreferenced ones are kept.
     pub(crate) checkpoints: Option<(CheckpointStore, usize)>,
+    /// The steps at which the scheduler may decide something (see
+    /// [`SchedulerSpec::decision_steps`](crate::schedule::SchedulerSpec::decision_steps)).
+    pub(crate) decision_steps: crate::schedule::DecisionSteps,
+    /// The scheduler state this process last read or wrote.
+    pub(crate) scheduler_cache: scheduled::AttrCache<scheduled::SchedulerState>,
+    /// The checkpoint reference counts this process last read or wrote.
+    pub(crate) refs_cache: scheduled::AttrCache<crate::schedule::checkpoint::CheckpointRefs>,
+    /// Trial ids by number, learned on lookups (a number never changes).
+    pub(crate) ids: std::sync::Mutex<std::collections::HashMap<u64, TrialId>>,
 }
 
 impl std::fmt::Debug for Study {
@@ -355,10 +364,20 @@ impl Study {
 
     /// The trial with this number.
     pub fn trial_by_number(&self, number: u64) -> Result<Arc<FrozenTrial>> {
-        self.trials()?
-            .into_iter()
-            .find(|t| t.number == number)
-            .ok_or_else(|| Error::TrialNotFound(format!("#{number} in study `{}`", self.name())))
+        let cached = self.id_cache().get(&number).copied();
+        if let Some(id) = cached {
+            return self.inner.storage.trial(id);
+        }
+        // A trial's number never changes: learn every id once, then read one trial.
+        let trials = self.trials()?;
+        let found = trials.iter().find(|t| t.number == number).cloned();
+        self.id_cache()
+            .extend(trials.iter().map(|t| (t.number, t.id)));
+        found.ok_or_else(|| Error::TrialNotFound(format!("#{number} in study `{}`", self.name())))
+    }
+
+    fn id_cache(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, TrialId>> {
+        self.inner.ids.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn finish(

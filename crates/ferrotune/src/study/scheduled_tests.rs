@@ -99,13 +99,13 @@ fn asha_pauses_promotes_and_resumes_from_checkpoints_on_four_threads() {
     assert!(count(TrialState::Paused) >= 20, "most wait at a rung");
     assert_contiguous(&s);
     // Every Paused trial has its checkpoint on disk and holds a reference on it.
-    let refs: crate::schedule::checkpoint::CheckpointRefs = serde_json::from_value(
-        s.storage()
-            .study_system_attr(s.id(), CHECKPOINT_REFS_ATTR)
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
+    let stored = s
+        .storage()
+        .study_system_attr(s.id(), CHECKPOINT_REFS_ATTR)
+        .unwrap()
+        .unwrap();
+    let refs: crate::schedule::checkpoint::CheckpointRefs =
+        serde_json::from_str(stored.as_str().unwrap()).unwrap();
     for t in trials.iter().filter(|t| t.state == TrialState::Paused) {
         let id: crate::schedule::CheckpointId =
             serde_json::from_value(t.system_attrs[CHECKPOINT_ATTR].clone()).unwrap();

@@ -103,6 +103,9 @@ pub struct Trial<'s> {
     /// Whether the scheduler paused the trial (the objective then returns
     /// [`TrialError::Paused`]).
     paused: bool,
+    /// The last step the scheduler saw from this trial (or the step it resumed from):
+    /// reports before the next decision step skip the stored state.
+    consulted: Option<u64>,
 }
 
 impl<'s> Trial<'s> {
@@ -122,6 +125,7 @@ impl<'s> Trial<'s> {
             holds_parent: false,
             scheduler_knows_end: false,
             paused: false,
+            consulted: None,
         }
     }
 
@@ -372,6 +376,11 @@ impl<'s> Trial<'s> {
                 Ok(())
             };
         }
+        let after = self.consulted.unwrap_or(self.first_step() - 1);
+        if !study.inner().decision_steps.any_in(after, step) {
+            return Ok(());
+        }
+        self.consulted = Some(step);
         match study.scheduler_report(self.frozen.number, step, value)? {
             Verdict::Continue => Ok(()),
             Verdict::Complete => {
