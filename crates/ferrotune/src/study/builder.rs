@@ -409,6 +409,7 @@ impl StudyBuilder {
                 decision_steps: config.scheduler.decision_steps(),
                 scheduler_cache: Default::default(),
                 refs_cache: Default::default(),
+                refs_warned: Default::default(),
                 ids: Default::default(),
                 storage,
                 id,

@@ -69,6 +69,8 @@ pub(crate) struct StudyInner {
     pub(crate) scheduler_cache: scheduled::AttrCache<scheduled::SchedulerState>,
     /// The checkpoint reference counts this process last read or wrote.
     pub(crate) refs_cache: scheduled::AttrCache<crate::schedule::checkpoint::CheckpointRefs>,
+    /// Whether the "more referenced checkpoints than keep_checkpoints" warning was given.
+    pub(crate) refs_warned: std::sync::atomic::AtomicBool,
     /// Trial ids by number, learned on lookups (a number never changes).
     pub(crate) ids: std::sync::Mutex<std::collections::HashMap<u64, TrialId>>,
 }

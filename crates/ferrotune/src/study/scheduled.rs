@@ -344,7 +344,13 @@ impl Study {
                 Ok((refs.collect_garbage(*keep), refs.referenced()))
             },
         )?;
-        if referenced > *keep {
+        // Once per study handle: with ASHA every paused trial holds its checkpoint, so this
+        // stays true for the rest of the run.
+        if referenced > *keep
+            && !i
+                .refs_warned
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
             tracing::warn!(
                 study = %i.name,
                 referenced,
@@ -801,12 +807,10 @@ impl Study {
             self.finish_paused(trial.frozen())?;
             return Ok(None);
         };
+        // The record carries the attributes written while the trial ran (its checkpoint):
+        // the live trial keeps them up to date.
         let done = self.finish(trial.frozen(), outcome)?;
-        // Re-read the attributes written while the trial ran (its checkpoint).
-        let stored = self.inner.storage.trial(trial.frozen().id)?;
-        let mut record = (*done).clone();
-        record.system_attrs = stored.system_attrs.clone();
-        self.scheduler_trial_ended(&record, trial.held_parent(), trial.scheduler_knows_end())?;
+        self.scheduler_trial_ended(&done, trial.held_parent(), trial.scheduler_knows_end())?;
         Ok(Some(done))
     }
 
