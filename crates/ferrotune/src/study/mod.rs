@@ -226,17 +226,26 @@ impl Study {
         if !skip_children {
             return i.storage.claim_waiting_trial(i.id);
         }
+        self.claim_waiting_where(|t| !t.system_attrs.contains_key(scheduled::RESUME_FROM_ATTR))
+    }
+
+    /// Claims the lowest-numbered Waiting trial that `wanted` accepts (Waiting → Running by
+    /// compare-and-set); returns its record as claimed.
+    pub(crate) fn claim_waiting_where(
+        &self,
+        wanted: impl Fn(&FrozenTrial) -> bool,
+    ) -> Result<Option<Arc<FrozenTrial>>> {
+        let i = &*self.inner;
         for t in i.storage.trials(i.id, Some(&[TrialState::Waiting]))? {
-            if t.system_attrs.contains_key(scheduled::RESUME_FROM_ATTR) {
-                continue;
-            }
-            if i.storage.set_trial_state(
-                t.id,
-                TrialState::Waiting,
-                TrialState::Running,
-                None,
-                None,
-            )? {
+            if wanted(&t)
+                && i.storage.set_trial_state(
+                    t.id,
+                    TrialState::Waiting,
+                    TrialState::Running,
+                    None,
+                    None,
+                )?
+            {
                 return Ok(Some(i.storage.trial(t.id)?));
             }
         }

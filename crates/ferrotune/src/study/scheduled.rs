@@ -365,38 +365,53 @@ impl Study {
         Ok(())
     }
 
-    /// A paused trial that a synchronous rung did not promote: Paused → Pruned with its last
-    /// value; its checkpoint is released.
+    /// Moves the paused trial `number` from Paused to `to` (with `values`) by
+    /// compare-and-set and returns its record, or `None` when it ended some other way.
     ///
-    /// Its worker may still be saving the checkpoint (the trial is Running until then): wait
-    /// for it to become Paused, as [`claim_paused`](Self::claim_paused) does.
-    fn stop_paused(&self, number: u64) -> Result<()> {
+    /// The scheduler may decide about a trial the moment it reported, while its worker is still
+    /// saving the checkpoint (the trial stays Running until then): wait for it to become
+    /// Paused, up to [`CLAIM_PATIENCE`].
+    fn take_paused(
+        &self,
+        number: u64,
+        to: TrialState,
+        values: impl Fn(&FrozenTrial) -> Option<Vec<f64>>,
+    ) -> Result<Option<Arc<FrozenTrial>>> {
         let deadline = std::time::Instant::now() + CLAIM_PATIENCE;
         let mut nap = Duration::from_millis(1);
         loop {
             let trial = self.trial_by_number(number)?;
             match trial.state {
                 TrialState::Paused => {
-                    let last = trial.intermediate_values.values().next_back().cloned();
+                    let values = values(&trial);
                     if self.inner.storage.set_trial_state(
                         trial.id,
                         TrialState::Paused,
-                        TrialState::Pruned,
-                        last.as_deref(),
+                        to,
+                        values.as_deref(),
                         None,
                     )? {
-                        if let Some(own) = checkpoint_id(trial.system_attrs.get(CHECKPOINT_ATTR)) {
-                            self.with_refs(|r| r.release(own))?;
-                        }
-                        return Ok(());
+                        return Ok(Some(trial));
                     }
                 }
                 TrialState::Running if std::time::Instant::now() < deadline => {}
-                _ => return Ok(()),
+                _ => return Ok(None),
             }
             std::thread::sleep(nap);
             nap = (nap * 2).min(Duration::from_millis(100));
         }
+    }
+
+    /// A paused trial that a synchronous rung did not promote: Paused → Pruned with its last
+    /// value; its checkpoint is released.
+    fn stop_paused(&self, number: u64) -> Result<()> {
+        let last = |t: &FrozenTrial| t.intermediate_values.values().next_back().cloned();
+        if let Some(trial) = self.take_paused(number, TrialState::Pruned, last)? {
+            if let Some(own) = checkpoint_id(trial.system_attrs.get(CHECKPOINT_ATTR)) {
+                self.with_refs(|r| r.release(own))?;
+            }
+        }
+        Ok(())
     }
 
     /// A free worker's request for work, without blocking. `may_start` is asked before a new
@@ -443,48 +458,26 @@ impl Study {
         }
     }
 
-    /// Claims the Paused trial `number` that the scheduler promoted (Paused → Running). Its
-    /// worker may still be saving its checkpoint (the trial is Running until then): wait for
-    /// it. A trial that ended meanwhile (its worker died) is reported failed to the scheduler.
+    /// Claims the Paused trial `number` that the scheduler promoted (Paused → Running), with
+    /// its own checkpoint to resume from. A trial that ended meanwhile (its worker died) is
+    /// reported failed to the scheduler.
     fn claim_paused(&self, number: u64) -> Result<Option<Trial<'_>>> {
-        let i = &*self.inner;
-        let deadline = std::time::Instant::now() + CLAIM_PATIENCE;
-        let mut nap = Duration::from_millis(1);
-        loop {
-            let trial = self.trial_by_number(number)?;
-            match trial.state {
-                TrialState::Paused => {
-                    if i.storage.set_trial_state(
-                        trial.id,
-                        TrialState::Paused,
-                        TrialState::Running,
-                        None,
-                        None,
-                    )? {
-                        let frozen = (*i.storage.trial(trial.id)?).clone();
-                        let resume = checkpoint_id(frozen.system_attrs.get(CHECKPOINT_ATTR));
-                        let mut t = Trial::new(self, frozen);
-                        if let Some(id) = resume {
-                            t.set_resume(self.open_checkpoint(id)?, false);
-                        }
-                        return Ok(Some(t));
-                    }
-                }
-                TrialState::Running if std::time::Instant::now() < deadline => {}
-                _ => {
-                    tracing::warn!(
-                        study = %i.name,
-                        trial = number,
-                        state = %trial.state,
-                        "a promoted trial cannot be resumed; counting it as failed"
-                    );
-                    self.with_scheduler(|s| s.on_failed(number))?;
-                    return Ok(None);
-                }
-            }
-            std::thread::sleep(nap);
-            nap = (nap * 2).min(Duration::from_millis(100));
+        let Some(paused) = self.take_paused(number, TrialState::Running, |_| None)? else {
+            tracing::warn!(
+                study = %self.inner.name,
+                trial = number,
+                "a promoted trial cannot be resumed (it is no longer paused); counting it as failed"
+            );
+            self.with_scheduler(|s| s.on_failed(number))?;
+            return Ok(None);
+        };
+        let frozen = (*self.inner.storage.trial(paused.id)?).clone();
+        let resume = checkpoint_id(frozen.system_attrs.get(CHECKPOINT_ATTR));
+        let mut trial = Trial::new(self, frozen);
+        if let Some(id) = resume {
+            trial.set_resume(self.open_checkpoint(id)?, false);
         }
+        Ok(Some(trial))
     }
 
     /// Claims a Waiting PBT child (one carrying [`RESUME_FROM_ATTR`]) that the scheduler has
@@ -508,27 +501,21 @@ impl Study {
                 _ => Default::default(),
             })
         })?;
-        for t in waiting {
-            let Some(from) = checkpoint_id(t.system_attrs.get(RESUME_FROM_ATTR)) else {
-                continue;
-            };
-            if !members.contains(&t.number) {
-                continue;
-            }
-            if i.storage.set_trial_state(
-                t.id,
-                TrialState::Waiting,
-                TrialState::Running,
-                None,
-                None,
-            )? {
-                let frozen = (*i.storage.trial(t.id)?).clone();
-                let mut trial = Trial::new(self, frozen);
-                trial.set_resume(self.open_checkpoint(from)?, true);
-                return Ok(Some(trial));
-            }
-        }
-        Ok(None)
+        let child = self.claim_waiting_where(|t| {
+            t.system_attrs.contains_key(RESUME_FROM_ATTR) && members.contains(&t.number)
+        })?;
+        let Some(child) = child else {
+            return Ok(None);
+        };
+        let from = checkpoint_id(child.system_attrs.get(RESUME_FROM_ATTR)).ok_or_else(|| {
+            Error::Storage(format!(
+                "PBT child #{} has an unreadable `{RESUME_FROM_ATTR}` attribute",
+                child.number
+            ))
+        })?;
+        let mut trial = Trial::new(self, (*child).clone());
+        trial.set_resume(self.open_checkpoint(from)?, true);
+        Ok(Some(trial))
     }
 
     fn open_checkpoint(&self, id: CheckpointId) -> Result<Checkpoint> {
