@@ -651,6 +651,10 @@ pub enum HarnessError {
     /// Two samplers of one comparison carry one label.
     #[error("two samplers are labelled `{0}`; their records would mix, so give each its own")]
     DuplicateLabel(String),
+    /// A simulated scheduled run could not go on (a checkpoint that does not fit its
+    /// problem, a trial the study failed, a scheduler that left every worker waiting).
+    #[error("scheduled run: {0}")]
+    Schedule(String),
 }
 
 #[cfg(test)]

@@ -13,11 +13,13 @@ pub mod ml;
 pub mod peer;
 pub mod problem;
 pub mod report;
+pub mod schedsim;
 pub mod simulate;
 pub mod stats;
 pub mod svg;
 pub mod synthetic;
 pub mod tabular;
+pub mod trainable;
 
 pub use ml::DigitsProblem;
 pub use problem::{find_problems, suite, Conditional, FindError, Mixed, Noisy, Problem};

@@ -8,6 +8,9 @@
 //!     --trials 100 --out bench/results.jsonl
 //! ferrotune-bench ask-time --samplers tpe,tpe-univariate,optuna-tpe,rustuna-tpe \
 //!     --n 100,1000,5000 --dim 10 --repeats 20 --out bench/ask-time.jsonl
+//! ferrotune-bench schedule --problems lc_hartmann6,pbt_quadratic \
+//!     --schedules random,sync_sha,asha_promotion,pbt --workers 1,16 --seeds 10 \
+//!     --budget-fe 30 --out target/bench/sched.jsonl --svg target/bench/svg-sched
 //! ```
 //!
 //! Peers (`optuna-…`, `rustuna-…`) run through `bench/peers/optuna_driver.py` with the Python
@@ -18,7 +21,9 @@ use clap::{Parser, Subcommand};
 use ferrotune_bench::fidelity::find_fidelity_problems;
 use ferrotune_bench::harness::{ask_time_all, run_all, AskTimeRecord, Contender, Record};
 use ferrotune_bench::peer::PeerConfig;
+use ferrotune_bench::schedsim::{self, SchedConfig, SchedRun, Schedule};
 use ferrotune_bench::simulate::{self, simulate_all, SimConfig, SimEngine};
+use ferrotune_bench::trainable::find_trainables;
 use ferrotune_bench::{find_problems, report};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -134,6 +139,62 @@ enum Command {
         out: PathBuf,
         #[command(flatten)]
         peers: PeerArgs,
+    },
+    /// Simulate W workers running pause-and-resume schedulers (synchronous SHA, Hyperband,
+    /// ASHA with promotion, BOHB, PBT, PB2) and their stopping-only or plain peers (random
+    /// search, ASHA as a pruner) through the real study, with real checkpoint files, on a
+    /// simulated clock; appends one JSON line per run not yet in the file, then prints the
+    /// whole file's report (idle time, final values, BOHB's speed-up, PBT against random
+    /// search with the same compute).
+    Schedule {
+        /// Problems (comma list): any multi-fidelity problem of `simulate` (lc_hartmann6,
+        /// mfh6_good, counting_ones_8, …; digits_net trains real networks with real
+        /// checkpoints), and the problems with training state for PBT and PB2:
+        /// pbt_quadratic (Jaderberg et al.'s toy) and digits_pbt (the digits network, fixed
+        /// architecture, tuned optimizer).
+        #[arg(long, value_delimiter = ',', required = true)]
+        problems: Vec<String>,
+        /// The benchmark data folder (the one holding `yahpo/`), for the LCBench problems.
+        #[arg(long, env = "FERROTUNE_BENCH_DATA")]
+        data: Option<PathBuf>,
+        /// Contenders (comma list): random, sync_sha, hyperband, asha_stopping,
+        /// asha_promotion, bohb, pbt, pb2 (PBT and PB2 only run on problems with training
+        /// state; they run until their population completes, whatever --budget-fe says).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "random,sync_sha,hyperband,asha_stopping,asha_promotion,bohb"
+        )]
+        schedules: Vec<String>,
+        /// Simulated worker counts (comma list).
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        workers: Vec<u32>,
+        /// Seeds 0..N.
+        #[arg(long, default_value_t = 5)]
+        seeds: u64,
+        /// Budget per run in full-fidelity equivalents (steps started / maximum steps);
+        /// random search runs at most this many whole trials.
+        #[arg(long, default_value_t = 30.0)]
+        budget_fe: f64,
+        /// The results file (one JSON line per run).
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write one SVG plot per problem and worker count into this directory.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
+    /// Print the report of a `schedule` results file (several files are read as one), and
+    /// optionally write its plots.
+    ScheduleReport {
+        /// The results files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The report's heading.
+        #[arg(long, default_value = SCHEDULE_TITLE)]
+        title: String,
+        /// Also write one SVG plot per problem and worker count into this directory.
+        #[arg(long)]
+        svg: Option<PathBuf>,
     },
     /// Print the markdown report of a results file: regret per problem, average ranks,
     /// ferrotune vs peers (Mann–Whitney U, Holm-corrected) and, optionally, ask times.
@@ -311,6 +372,29 @@ fn fresh_seeds(n: u64) -> Vec<u64> {
         .collect()
 }
 
+/// The default heading of the `schedule` report.
+const SCHEDULE_TITLE: &str = "Schedulers on simulated workers";
+
+/// Prints the report of the `schedule` results in `files` under `title` and writes their
+/// plots into `svg`.
+fn schedule_report(
+    files: &[PathBuf],
+    title: &str,
+    svg: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let mut runs: Vec<SchedRun> = Vec::new();
+    for file in files {
+        runs.extend(report::read_jsonl::<SchedRun>(file)?);
+    }
+    print!("{}", schedsim::sched_markdown(&runs, title));
+    if let Some(dir) = svg {
+        let written = report::write_plots(schedsim::plots(&runs), dir)
+            .with_context(|| format!("cannot write the plots into {}", dir.display()))?;
+        eprintln!("{} plot(s) written to {}", written.len(), dir.display());
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run {
@@ -388,6 +472,52 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             let records: Vec<Record> = report::read_jsonl(&out)?;
             print!("{}", simulate::simulate_markdown(&records));
+        }
+        Command::Schedule {
+            problems,
+            data,
+            schedules,
+            workers,
+            seeds,
+            budget_fe,
+            out,
+            svg,
+        } => {
+            if !(budget_fe.is_finite() && budget_fe > 0.0) {
+                bail!("--budget-fe must be a positive number, not {budget_fe}");
+            }
+            if workers.is_empty() || workers.contains(&0) {
+                bail!("--workers needs counts of at least 1");
+            }
+            let chosen = find_trainables(&problems, data.as_deref())?;
+            let mut configs = Vec::new();
+            for name in schedules.iter().filter(|s| !s.trim().is_empty()) {
+                let schedule = Schedule::parse(name)?;
+                for &w in &workers {
+                    configs.push(SchedConfig {
+                        schedule,
+                        workers: w,
+                        budget_fe: (!schedule.is_population()).then_some(budget_fe),
+                    });
+                }
+            }
+            let seeds: Vec<u64> = (0..seeds).collect();
+            let progress = schedsim::run_all(&chosen, &configs, &seeds, &out)?;
+            eprintln!(
+                "{} scheduled run(s) done, {} already in {}{}",
+                progress.ran,
+                progress.skipped,
+                out.display(),
+                if progress.not_applicable > 0 {
+                    " (PBT and PB2 skipped on problems without training state)"
+                } else {
+                    ""
+                }
+            );
+            schedule_report(&[out], SCHEDULE_TITLE, svg.as_deref())?;
+        }
+        Command::ScheduleReport { files, title, svg } => {
+            schedule_report(&files, &title, svg.as_deref())?;
         }
         Command::Report {
             file,

@@ -562,7 +562,7 @@ pub fn compare_simulated(records: &[Record]) -> Vec<Comparison> {
 }
 
 /// One contender's runs: seed → its records in finishing order.
-type SeedRuns<'r> = BTreeMap<u64, Vec<&'r Record>>;
+pub(crate) type SeedRuns<'r> = BTreeMap<u64, Vec<&'r Record>>;
 
 /// The simulated records grouped by `key` (records without one are left out), then by
 /// label and seed, each run's records in finishing order.
@@ -668,7 +668,7 @@ fn best_by(run: &[&Record], limit: f64, key: impl Fn(&Record) -> Option<f64>) ->
 /// `target` (`+∞` if never): the median curve of the runs, as the plots draw it, crossing
 /// `target`. (A median of per-seed times would be infinite as soon as half the seeds never
 /// reach the target, which is how an even number of seeds meets its own median.)
-fn median_time_to(runs: &SeedRuns, target: f64) -> f64 {
+pub(crate) fn median_time_to(runs: &SeedRuns, target: f64) -> f64 {
     // Every (time, seed, best so far) event, in time order.
     let mut events: Vec<(f64, usize, f64)> = runs
         .values()

@@ -351,6 +351,30 @@ impl Reader<'_> {
 }
 
 impl MlpState {
+    /// The same network and momentum buffer, to be trained on with other optimizer settings
+    /// (learning rate, weight decay, momentum): what Population Based Training does when a
+    /// member copies another's checkpoint and explores its hyperparameters. The architecture
+    /// (width, depth, batch size) cannot change, since the weights are laid out by it.
+    ///
+    /// # Errors
+    /// As [`MlpConfig::validate`], naming the rejected setting.
+    pub fn with_optimizer(
+        mut self,
+        learning_rate: f64,
+        weight_decay: f64,
+        momentum: f64,
+    ) -> Result<MlpState, EvalError> {
+        let config = MlpConfig {
+            learning_rate,
+            weight_decay,
+            momentum,
+            ..self.config
+        };
+        config.validate()?;
+        self.config = config;
+        Ok(self)
+    }
+
     /// The hyperparameters.
     #[must_use]
     pub fn config(&self) -> &MlpConfig {
