@@ -273,7 +273,13 @@ where
                 let cached = cache.lock().unwrap_or_else(|e| e.into_inner());
                 match &*cached {
                     Some((t, s)) if t == text => s.clone(),
-                    _ => serde_json::from_str(text)?,
+                    _ => serde_json::from_str(text).map_err(|e| {
+                        Error::Storage(format!(
+                            "study `{}`: the stored `{key}` cannot be read ({e}); it was \
+                             damaged outside ferrotune — restore the database from a backup",
+                            i.name
+                        ))
+                    })?,
                 }
             }
         };

@@ -463,3 +463,23 @@ fn pbt_and_pb2_match_or_beat_the_best_fixed_configuration_with_the_same_compute(
         "PB2 matched random search in {pb2_wins} of 6 seeds"
     );
 }
+
+#[test]
+fn a_damaged_scheduler_state_is_a_clear_error() {
+    let dir = ScratchDir::new("damaged");
+    let storage = Arc::new(InMemoryStorage::new());
+    let s = study(asha(), &dir, storage.clone());
+    use crate::Storage as _;
+    storage
+        .set_study_system_attr(
+            s.id(),
+            super::SCHEDULER_STATE_ATTR,
+            &serde_json::Value::String("{\"asha\": 3".into()),
+        )
+        .unwrap();
+    let err = s.try_ask().err().expect("an error").to_string();
+    assert!(
+        err.contains("ferrotune:scheduler") && err.contains("backup"),
+        "{err}"
+    );
+}
