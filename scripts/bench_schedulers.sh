@@ -18,6 +18,8 @@
 #          consumed budget⌉ random runs: the same compute).
 #   large  BOHB, Hyperband and random search at 96 full-fidelity equivalents, 1 and 16
 #          workers, on the synthetic problems.
+#   overlap  the same at 16 workers with Hyperband and BOHB also run with up to 4 brackets
+#          at once (max_concurrent_brackets = 4): half a minute.
 # Resumable (each part appends to target/bench/sched-*.jsonl and skips runs already there);
 # two processes at a time (JOBS=1 for one). About 10 minutes on 2 idle cores. Checkpoints go
 # to a temporary directory ($TMPDIR, /dev/shm when it exists) and are removed after each run.
@@ -53,18 +55,23 @@ large() {
     --schedules random,hyperband,bohb --workers 1,16 --seeds 10 --budget-fe 96 \
     --out "$out/sched-large.jsonl" > /dev/null
 }
+overlap() {
+  $bench schedule --problems lc_hartmann6,mfh6_good,counting_ones_8 \
+    --schedules random,hyperband,bohb,hyperband_overlap,bohb_overlap --workers 16 --seeds 10 \
+    --budget-fe 96 --out "$out/sched-overlap.jsonl" > /dev/null
+}
 
 start=$SECONDS
 if (( ${JOBS:-2} > 1 )); then
   { main digits_net digits; pop; } &
   first=$!
-  { main "lc_hartmann6,mfh6_good,counting_ones_8${lcbench:+,$lcbench}" synthetic; large; } &
+  { main "lc_hartmann6,mfh6_good,counting_ones_8${lcbench:+,$lcbench}" synthetic; large; overlap; } &
   second=$!
   wait $first
   wait $second
 else
   main digits_net digits; pop
-  main "lc_hartmann6,mfh6_good,counting_ones_8${lcbench:+,$lcbench}" synthetic; large
+  main "lc_hartmann6,mfh6_good,counting_ones_8${lcbench:+,$lcbench}" synthetic; large; overlap
 fi
 echo "simulated runs took $((SECONDS - start)) s" >&2
 
@@ -77,9 +84,13 @@ report=bench/results/schedulers.md
     --title "BOHB, Hyperband and random search at 96 full-fidelity equivalents" \
     --svg "$out/svg-sched-large"
 } > "$report"
+$bench schedule-report "$out/sched-overlap.jsonl" \
+  --title "Overlapping brackets (max_concurrent_brackets = 4) at 96 full-fidelity equivalents, 16 workers" \
+  --svg "$out/svg-sched-overlap" > bench/results/schedulers_overlap.md
 for plot in lc_hartmann6_16 mfh6_good_16 counting_ones_8_16 digits_net_16 pbt_quadratic_4 \
   digits_pbt_4; do
   cp "$out/svg-sched/$plot.svg" "bench/plots/sched_$plot.svg"
 done
 cp "$out/svg-sched-large/counting_ones_8_16.svg" bench/plots/sched_large_counting_ones_8_16.svg
+cp "$out/svg-sched-overlap/mfh6_good_16.svg" bench/plots/sched_overlap_mfh6_good_16.svg
 echo "report in $report, plots in $out/svg-sched*/ (a few copied to bench/plots/sched_*)"

@@ -158,8 +158,9 @@ enum Command {
         #[arg(long, env = "FERROTUNE_BENCH_DATA")]
         data: Option<PathBuf>,
         /// Contenders (comma list): random, sync_sha, hyperband, asha_stopping,
-        /// asha_promotion, bohb, pbt, pb2 (PBT and PB2 only run on problems with training
-        /// state; they run until their population completes, whatever --budget-fe says).
+        /// asha_promotion, bohb, pbt, pb2, hyperband_overlap, bohb_overlap (the last two with
+        /// up to 4 brackets at once; PBT and PB2 only run on problems with training state;
+        /// they run until their population completes, whatever --budget-fe says).
         #[arg(
             long,
             value_delimiter = ',',

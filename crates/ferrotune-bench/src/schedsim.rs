@@ -67,6 +67,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// al., JMLR 2017).
 pub const ETA: u64 = 3;
 
+/// The most brackets the overlapping contenders ([`Schedule::HyperbandOverlap`],
+/// [`Schedule::BohbOverlap`]) run at once.
+pub const OVERLAP: u64 = 4;
+
 /// A contender: how trials are scheduled (and which sampler proposes them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -90,11 +94,17 @@ pub enum Schedule {
     Pbt,
     /// PB2 (Parker-Holder et al., NeurIPS 2020).
     Pb2,
+    /// Synchronous Hyperband with up to [`OVERLAP`] brackets at once: a free worker that
+    /// every running bracket would leave waiting opens the next bracket (as HpBandSter
+    /// does), random sampling.
+    HyperbandOverlap,
+    /// BOHB with up to [`OVERLAP`] brackets at once.
+    BohbOverlap,
 }
 
 impl Schedule {
     /// Every contender, in report order.
-    pub const ALL: [Schedule; 8] = [
+    pub const ALL: [Schedule; 10] = [
         Schedule::Random,
         Schedule::SyncSha,
         Schedule::Hyperband,
@@ -103,6 +113,8 @@ impl Schedule {
         Schedule::Bohb,
         Schedule::Pbt,
         Schedule::Pb2,
+        Schedule::HyperbandOverlap,
+        Schedule::BohbOverlap,
     ];
 
     /// The command line's name.
@@ -116,6 +128,8 @@ impl Schedule {
             Schedule::Bohb => "bohb",
             Schedule::Pbt => "pbt",
             Schedule::Pb2 => "pb2",
+            Schedule::HyperbandOverlap => "hyperband_overlap",
+            Schedule::BohbOverlap => "bohb_overlap",
         }
     }
 
@@ -138,11 +152,12 @@ impl Schedule {
     }
 
     /// `(sampler, schedule)`: the two halves of the records' label
-    /// (`random+asha_promotion`, `bohb+hyperband`, `random+nop`).
+    /// (`random+asha_promotion`, `bohb+hyperband`, `bohb+hyperband_overlap`, `random+nop`).
     pub fn label_parts(self) -> (&'static str, &'static str) {
         match self {
             Schedule::Random => ("random", "nop"),
             Schedule::Bohb => ("bohb", "hyperband"),
+            Schedule::BohbOverlap => ("bohb", "hyperband_overlap"),
             other => ("random", other.name()),
         }
     }
@@ -163,6 +178,15 @@ impl Schedule {
     /// Whether this is PBT or PB2.
     pub fn is_population(self) -> bool {
         matches!(self, Schedule::Pbt | Schedule::Pb2)
+    }
+
+    /// The most brackets a synchronous contender runs at once: [`OVERLAP`] for the
+    /// overlapping ones, else 1.
+    pub fn max_concurrent_brackets(self) -> u64 {
+        match self {
+            Schedule::HyperbandOverlap | Schedule::BohbOverlap => OVERLAP,
+            _ => 1,
+        }
     }
 
     /// The sampler, pruner and scheduler of this contender on `problem`; an error for a
@@ -214,9 +238,10 @@ impl Schedule {
                     min_resource: r_min,
                     max_resource: r_max,
                     eta: ETA,
+                    max_concurrent_brackets: 1,
                 },
             ),
-            Schedule::Hyperband => (
+            Schedule::Hyperband | Schedule::HyperbandOverlap => (
                 random,
                 PrunerSpec::Nop,
                 SchedulerSpec::Hyperband {
@@ -224,6 +249,7 @@ impl Schedule {
                     max_resource: r_max,
                     eta: ETA,
                     rounding: Rounding::Ceil,
+                    max_concurrent_brackets: self.max_concurrent_brackets(),
                 },
             ),
             Schedule::AshaPromotion => (
@@ -235,13 +261,14 @@ impl Schedule {
                     eta: ETA,
                 },
             ),
-            Schedule::Bohb => (
+            Schedule::Bohb | Schedule::BohbOverlap => (
                 None,
                 PrunerSpec::Nop,
                 SchedulerSpec::Bohb {
                     min_resource: r_min,
                     max_resource: r_max,
                     eta: ETA,
+                    max_concurrent_brackets: self.max_concurrent_brackets(),
                 },
             ),
             Schedule::Pbt => {
@@ -1001,19 +1028,27 @@ pub fn display_name(schedule: Schedule) -> &'static str {
         Schedule::Bohb => "BOHB",
         Schedule::Pbt => "PBT",
         Schedule::Pb2 => "PB2",
+        Schedule::HyperbandOverlap => "Hyperband (sync., 4 overlapping)",
+        Schedule::BohbOverlap => "BOHB (4 overlapping)",
     }
 }
 
-/// BOHB against Hyperband and against random search: for each worker count, the simulated
-/// time at which each median curve first reaches the worse of the two final medians (so
-/// both reach it), and the other's time divided by BOHB's (> 1: BOHB is faster).
+/// BOHB against Hyperband and against random search, and BOHB with overlapping brackets
+/// against Hyperband with overlapping brackets, random search and plain BOHB: for each worker
+/// count, the simulated time at which each median curve first reaches the worse of the two
+/// final medians (so both reach it), and the other's time divided by BOHB's (> 1: BOHB is
+/// faster).
 fn speedup_table(out: &mut String, by_contender: &ByContender, workers: &BTreeSet<u32>) {
-    let Some(bohb) = by_contender.get(&Schedule::Bohb) else {
-        return;
-    };
+    let pairs = [
+        (Schedule::Bohb, Schedule::Hyperband),
+        (Schedule::Bohb, Schedule::Random),
+        (Schedule::BohbOverlap, Schedule::HyperbandOverlap),
+        (Schedule::BohbOverlap, Schedule::Random),
+        (Schedule::BohbOverlap, Schedule::Bohb),
+    ];
     let mut rows = Vec::new();
-    for other in [Schedule::Hyperband, Schedule::Random] {
-        let Some(theirs) = by_contender.get(&other) else {
+    for (ours, other) in pairs {
+        let (Some(bohb), Some(theirs)) = (by_contender.get(&ours), by_contender.get(&other)) else {
             continue;
         };
         for w in workers {
@@ -1028,7 +1063,8 @@ fn speedup_table(out: &mut String, by_contender: &ByContender, workers: &BTreeSe
             let t_other = median_time_to(&seed_runs(b), target);
             let ratio = t_other / t_bohb;
             rows.push(format!(
-                "| BOHB vs {} | {w} | {} | {:.2} | {:.2} | {} |",
+                "| {} vs {} | {w} | {} | {:.2} | {:.2} | {} |",
+                display_name(ours),
                 display_name(other),
                 cell(target),
                 t_bohb,
@@ -1198,6 +1234,7 @@ mod tests {
             Schedule::AshaPromotion,
             Schedule::SyncSha,
             Schedule::Hyperband,
+            Schedule::HyperbandOverlap,
             Schedule::Random,
         ] {
             for w in [1, 3, 8] {
@@ -1205,8 +1242,12 @@ mod tests {
                     run_scheduled(p.as_ref(), &config(schedule, w, Some(6.0)), 1).expect("runs");
                 check_concurrency(&run, w);
                 assert!(run.consumed_fe <= 6.0 + 1e-12, "{}", run.consumed_fe);
-                // ASHA needs more than 6 FE to promote a trial through four rungs.
-                let ends = if schedule == Schedule::AshaPromotion {
+                // ASHA needs more than 6 FE to promote a trial through four rungs; so do
+                // overlapping brackets with 8 workers (they start four brackets' low rungs).
+                let ends = if matches!(
+                    schedule,
+                    Schedule::AshaPromotion | Schedule::HyperbandOverlap
+                ) {
                     TrialState::Paused
                 } else {
                     TrialState::Complete
@@ -1250,6 +1291,39 @@ mod tests {
             .records
             .iter()
             .any(|r| r.step.is_some_and(|s| s > 1) && r.sim_start > Some(0.0)));
+    }
+
+    #[test]
+    fn overlapping_brackets_idle_less_than_one_at_a_time() {
+        let p = problem("lc_hartmann6");
+        let idle = |schedule| {
+            (0..2)
+                .map(|seed| {
+                    run_scheduled(p.as_ref(), &config(schedule, 8, Some(10.0)), seed)
+                        .expect("runs")
+                        .idle_fraction
+                })
+                .sum::<f64>()
+                / 2.0
+        };
+        let one = idle(Schedule::Hyperband);
+        let overlap = idle(Schedule::HyperbandOverlap);
+        assert!(
+            overlap < one / 2.0,
+            "overlap idles {overlap}, one at a time {one}"
+        );
+        match Schedule::BohbOverlap.specs(p.as_ref()).expect("specs").2 {
+            SchedulerSpec::Bohb {
+                max_concurrent_brackets,
+                ..
+            } => assert_eq!(max_concurrent_brackets, OVERLAP),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            Schedule::BohbOverlap.label(16),
+            "bohb+hyperband_overlap@16",
+            "told apart from BOHB's bohb+hyperband"
+        );
     }
 
     #[test]

@@ -304,11 +304,13 @@ pub fn mlp_scheduler(name: &str) -> Option<SchedulerSpec> {
             max_resource: MLP_MAX_EPOCHS,
             eta: 3,
             rounding: Default::default(),
+            max_concurrent_brackets: 1,
         },
         "bohb" => SchedulerSpec::Bohb {
             min_resource: 1,
             max_resource: MLP_MAX_EPOCHS,
             eta: 3,
+            max_concurrent_brackets: 1,
         },
         _ => return None,
     })

@@ -38,11 +38,17 @@
 //!   on a [`SuccessiveHalvingPlan`], one bracket after another. A rung is judged only when all
 //!   its trials have reported, so workers wait at each rung's barrier.
 //! - [`SyncHyperbandScheduler`]: Hyperband (Li et al., JMLR 18(185), 2017, Algorithm 1) on a
-//!   [`HyperbandPlan`]: its brackets run **one after another** in the paper's order
+//!   [`HyperbandPlan`]: by default its brackets run **one after another** in the paper's order
 //!   `s = s_max, …, 0`, then again from `s_max` (a new Hyperband iteration). Brackets are not
 //!   interleaved: the sampler sees one bracket at a time and the schedule is the paper's, at
-//!   the price of idle workers at each barrier (NNI's `exec_mode="parallelism"` and Ray's
-//!   `HyperBandScheduler` overlap brackets instead).
+//!   the price of idle workers at each barrier.
+//!
+//! Both synchronous schedulers can instead let up to `max_concurrent_brackets` brackets
+//! overlap (`with_max_concurrent_brackets`): when every running bracket would leave a free
+//! worker waiting, the next bracket of the plan's order opens, as HpBandSter's master opens
+//! its next iteration (NNI's `exec_mode="parallelism"` and Ray's `HyperBandScheduler` overlap
+//! brackets too). Each bracket still promotes exactly what it would promote alone; only the
+//! order in which brackets start changes.
 
 use crate::error::{Error, Result};
 use crate::schedule::brackets::{promotions, HyperbandPlan, Rung, SuccessiveHalvingPlan};
@@ -483,25 +489,38 @@ impl BracketRun {
             .ok_or_else(|| corrupt("the current rung is past the bracket's last"))
     }
 
-    /// Start, resume or wait. `None` stands for [`Work::Start`] (the caller adds the bracket).
-    fn next_work(&mut self) -> Result<Option<Work>> {
+    /// Reserves a [`Work::Start`] when the first rung still needs configurations; `false`
+    /// when it does not (the bracket has no start to give).
+    fn next_start(&mut self) -> Result<bool> {
         let rung = self.current()?;
         if self.rung == 0 && (self.members.len() as u64) + self.pending_starts < rung.configs {
             self.pending_starts += 1;
-            return Ok(None);
+            return Ok(true);
         }
-        if let Some(member) = self
+        Ok(false)
+    }
+
+    /// The promoted trial to resume next (best first), marked running; `None` when no trial
+    /// waits for a worker. (A bracket never has both a start and a resume to give: its first
+    /// rung starts configurations, the later ones resume them.)
+    fn next_resume(&mut self) -> Result<Option<Work>> {
+        let rung = self.current()?;
+        Ok(self
             .members
             .iter_mut()
             .find(|m| m.state == MemberState::Queued)
-        {
-            member.state = MemberState::Running;
-            return Ok(Some(Work::Resume {
-                trial: member.trial,
-                to_step: rung.resource,
-            }));
-        }
-        Ok(Some(Work::Wait))
+            .map(|member| {
+                member.state = MemberState::Running;
+                Work::Resume {
+                    trial: member.trial,
+                    to_step: rung.resource,
+                }
+            }))
+    }
+
+    /// Whether `trial` is in the bracket's current rung.
+    fn holds(&self, trial: u64) -> bool {
+        self.members.iter().any(|m| m.trial == trial)
     }
 
     fn on_start(&mut self, trial: u64) -> Result<()> {
@@ -638,27 +657,157 @@ impl BracketRun {
     }
 }
 
-/// The shared state of the synchronous schedulers: the running bracket and what it stopped.
+/// The default bound on the brackets a synchronous scheduler runs at once: one, one bracket
+/// after another (the papers' schedule).
+fn one_bracket() -> u64 {
+    1
+}
+
+fn is_one_bracket(n: &u64) -> bool {
+    *n == 1
+}
+
+/// Checks a bound on the brackets that run at once (shared with
+/// [`SchedulerSpec::validate`](super::SchedulerSpec::validate)).
+pub(crate) fn check_max_concurrent_brackets(n: u64) -> Result<()> {
+    if n == 0 {
+        return Err(Error::invalid_argument(
+            "max_concurrent_brackets",
+            "must be >= 1, got 0; use 1 to run one bracket after another (the papers' \
+             schedule) or a larger bound, such as 4, to open the next bracket while the running \
+             ones leave workers waiting",
+        ));
+    }
+    Ok(())
+}
+
+/// The shared state of the synchronous schedulers: the running brackets, oldest first, and
+/// what they stopped.
+///
+/// Stored as the oldest running bracket (`bracket`) and the newer ones (`newer`, written only
+/// while brackets overlap), with the bound written only when it is not 1: a state with one
+/// running bracket and the default bound is written exactly as before brackets could
+/// overlap, and such stored states load unchanged.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct SyncState {
+    /// The oldest running bracket.
     bracket: BracketRun,
+    /// The other running brackets, oldest first; empty unless brackets overlap.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    newer: Vec<BracketRun>,
     /// Paused trials that a judged rung did not promote, not yet taken.
     stopped: Vec<u64>,
     /// How many brackets have finished.
     brackets_completed: u64,
+    /// The most brackets that run at once (1: one after another).
+    #[serde(default = "one_bracket", skip_serializing_if = "is_one_bracket")]
+    max_concurrent_brackets: u64,
 }
 
 impl SyncState {
-    /// Runs `f` on the bracket; when the bracket finishes, `next` builds the following one.
-    fn step<T>(
+    fn new(first: BracketRun) -> Self {
+        SyncState {
+            bracket: first,
+            newer: Vec::new(),
+            stopped: Vec::new(),
+            brackets_completed: 0,
+            max_concurrent_brackets: one_bracket(),
+        }
+    }
+
+    /// The running brackets, oldest first.
+    fn running(&self) -> impl Iterator<Item = &BracketRun> {
+        std::iter::once(&self.bracket).chain(&self.newer)
+    }
+
+    fn running_mut(&mut self) -> impl Iterator<Item = &mut BracketRun> {
+        std::iter::once(&mut self.bracket).chain(&mut self.newer)
+    }
+
+    /// Resume the oldest bracket's next promoted trial; else start a configuration in the
+    /// oldest bracket whose first rung needs one; else, below the bound, open the next bracket
+    /// (`open(k)` builds the `k`-th bracket opened, counting from 0: every bracket opened has
+    /// finished or is running) and start one there; else wait.
+    fn next_work(&mut self, open: impl FnOnce(u64) -> BracketRun) -> Result<Work> {
+        if self.max_concurrent_brackets == 0 {
+            return Err(corrupt("max_concurrent_brackets is 0"));
+        }
+        for bracket in self.running_mut() {
+            if let Some(work) = bracket.next_resume()? {
+                return Ok(work);
+            }
+        }
+        for bracket in self.running_mut() {
+            if bracket.next_start()? {
+                return Ok(Work::Start {
+                    bracket: Some(bracket.s),
+                });
+            }
+        }
+        let running = self.newer.len() as u64 + 1;
+        if running < self.max_concurrent_brackets {
+            let mut bracket = open(self.brackets_completed.saturating_add(running));
+            if bracket.next_start()? {
+                let s = bracket.s;
+                self.newer.push(bracket);
+                return Ok(Work::Start { bracket: Some(s) });
+            }
+        }
+        Ok(Work::Wait)
+    }
+
+    /// Registers a started trial in the oldest bracket with a pending start.
+    fn on_start(&mut self, trial: u64) -> Result<()> {
+        let Some(i) = self
+            .running()
+            .position(|b| b.pending_starts > 0 && b.rung == 0)
+        else {
+            return Err(no_pending_start(trial));
+        };
+        if self.running().any(|b| b.holds(trial)) {
+            return Err(already_known(trial));
+        }
+        match self.running_mut().nth(i) {
+            Some(bracket) => bracket.on_start(trial),
+            None => Err(no_pending_start(trial)),
+        }
+    }
+
+    /// Releases a pending start of the newest bracket that has one.
+    fn abandon_start(&mut self) -> Result<()> {
+        match self.running_mut().filter(|b| b.pending_starts > 0).last() {
+            Some(bracket) => bracket.abandon_start(),
+            None => Err(no_start_to_abandon()),
+        }
+    }
+
+    /// Runs `f` on the running bracket that holds `trial` (the oldest one when none does, so
+    /// that the error is the bracket's own). A bracket that finishes leaves the running ones;
+    /// when none is left, `open(k)` builds the next (see [`next_work`](Self::next_work)).
+    fn apply<T>(
         &mut self,
+        trial: u64,
         f: impl FnOnce(&mut BracketRun, &mut Vec<u64>) -> Result<(T, bool)>,
-        next: impl FnOnce(&BracketRun) -> BracketRun,
+        open: impl FnOnce(u64) -> BracketRun,
     ) -> Result<T> {
-        let (out, finished) = f(&mut self.bracket, &mut self.stopped)?;
+        let i = self.running().position(|b| b.holds(trial)).unwrap_or(0);
+        let bracket = match i.checked_sub(1) {
+            None => &mut self.bracket,
+            Some(j) => self
+                .newer
+                .get_mut(j)
+                .ok_or_else(|| corrupt("a running bracket vanished"))?,
+        };
+        let (out, finished) = f(bracket, &mut self.stopped)?;
         if finished {
-            self.brackets_completed += 1;
-            self.bracket = next(&self.bracket);
+            self.brackets_completed = self.brackets_completed.saturating_add(1);
+            match i.checked_sub(1) {
+                Some(j) => {
+                    self.newer.remove(j);
+                }
+                None if self.newer.is_empty() => self.bracket = open(self.brackets_completed),
+                None => self.bracket = self.newer.remove(0),
+            }
         }
         Ok(out)
     }
@@ -678,6 +827,22 @@ impl SyncState {
 /// queued for resumption and the other paused ones are stopped — see
 /// [`take_stopped`](Self::take_stopped). A failed trial counts as the worst result of its rung
 /// (as in HpBandSter) and is never promoted.
+///
+/// # Overlapping brackets
+/// By default one bracket runs at a time. With
+/// [`with_max_concurrent_brackets(n)`](Self::with_max_concurrent_brackets), `n > 1`, a free
+/// worker that every running bracket would leave waiting opens the next bracket instead, as
+/// long as fewer than `n` run — HpBandSter's master (`hpbandster/core/master.py`,
+/// `Master.run`) does the same with its *iterations*: it asks the unfinished ones for a job,
+/// oldest first, and starts the next iteration when none has one. A free worker gets, in this
+/// order: the next promoted trial of the oldest bracket that has one, a new configuration
+/// for the oldest bracket whose first rung needs one, a new configuration for a newly opened
+/// bracket, or [`Work::Wait`]. (A bracket never offers both a start and a resume; the two
+/// passes matter only after an [`abandon_start`](Self::abandon_start) gave an older bracket
+/// back a start, when a newer bracket's resume goes first.) Every bracket is judged on its own
+/// trials only, so it promotes exactly what it would promote running alone with the same
+/// values; brackets finish independently, reports and failures go to the bracket the trial
+/// was started in, and [`take_stopped`](Self::take_stopped) collects from all of them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SyncShaScheduler {
     plan: SuccessiveHalvingPlan,
@@ -685,16 +850,25 @@ pub struct SyncShaScheduler {
 }
 
 impl SyncShaScheduler {
-    /// A scheduler that runs `plan`'s bracket over and over.
+    /// A scheduler that runs `plan`'s bracket over and over, one bracket at a time.
     pub fn new(plan: SuccessiveHalvingPlan) -> Self {
         SyncShaScheduler {
-            state: SyncState {
-                bracket: Self::bracket_of(&plan),
-                stopped: Vec::new(),
-                brackets_completed: 0,
-            },
+            state: SyncState::new(Self::bracket_of(&plan)),
             plan,
         }
+    }
+
+    /// The same scheduler with at most `n ≥ 1` brackets running at once (1, the default, is
+    /// one after another); see [Overlapping brackets](Self#overlapping-brackets). Meant for a
+    /// new scheduler; lowered below the brackets running now, it only keeps new ones from
+    /// opening until fewer run.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming `max_concurrent_brackets` when `n` is 0.
+    pub fn with_max_concurrent_brackets(mut self, n: u64) -> Result<Self> {
+        check_max_concurrent_brackets(n)?;
+        self.state.max_concurrent_brackets = n;
+        Ok(self)
     }
 
     fn bracket_of(plan: &SuccessiveHalvingPlan) -> BracketRun {
@@ -707,12 +881,24 @@ impl SyncShaScheduler {
         &self.plan
     }
 
-    /// The index of the current rung of the running bracket (0 is the first).
+    /// The most brackets that run at once.
+    pub fn max_concurrent_brackets(&self) -> u64 {
+        self.state.max_concurrent_brackets
+    }
+
+    /// The index of the current rung (0 is the first) of the oldest running bracket — the
+    /// only one unless brackets overlap.
     pub fn current_rung(&self) -> usize {
         self.state.bracket.rung
     }
 
-    /// How many brackets have finished.
+    /// The current rung of every running bracket, oldest first.
+    pub fn current_rungs(&self) -> Vec<usize> {
+        self.state.running().map(|b| b.rung).collect()
+    }
+
+    /// How many brackets have finished (with overlap, not necessarily in the order they
+    /// were opened).
     pub fn brackets_completed(&self) -> u64 {
         self.state.brackets_completed
     }
@@ -722,58 +908,67 @@ impl SyncShaScheduler {
     /// # Errors
     /// Only for a corrupted stored state.
     pub fn next_work(&mut self) -> Result<Work> {
-        Ok(self
-            .state
-            .bracket
-            .next_work()?
-            .unwrap_or(Work::Start { bracket: None }))
+        let plan = self.plan;
+        Ok(match self.state.next_work(|_| Self::bracket_of(&plan))? {
+            Work::Start { .. } => Work::Start { bracket: None },
+            other => other,
+        })
     }
 
-    /// Registers the trial created for a [`Work::Start`].
+    /// Registers the trial created for a [`Work::Start`] in the oldest bracket with a start
+    /// pending. With overlapping brackets and several workers starting at once, that need not
+    /// be the bracket whose [`Work::Start`] this worker got (the call does not say): every
+    /// bracket still gets exactly its number of configurations, but the `bracket` a
+    /// Hyperband start carried can then name another running bracket.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] naming `trial` when no start is pending or the trial is
-    /// already in the rung.
+    /// already in a rung.
     pub fn on_start(&mut self, trial: u64) -> Result<()> {
-        self.state.bracket.on_start(trial)
+        self.state.on_start(trial)
     }
 
-    /// Releases a [`Work::Start`] whose worker gave up before creating its trial.
+    /// Releases a [`Work::Start`] whose worker gave up before creating its trial (the newest
+    /// bracket's, when several have one pending).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] naming `pending_starts` when none is pending.
     pub fn abandon_start(&mut self) -> Result<()> {
-        self.state.bracket.abandon_start()
+        self.state.abandon_start()
     }
 
     /// A running trial's value at `step`; see the [type documentation](Self).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] naming `trial` when it is not a running trial of the
-    /// current rung.
+    /// current rung of a running bracket.
     pub fn report(&mut self, trial: u64, step: u64, value: f64) -> Result<Decision> {
         let plan = self.plan;
-        self.state.step(
+        self.state.apply(
+            trial,
             |b, stopped| b.report(trial, step, value, stopped),
             |_| Self::bracket_of(&plan),
         )
     }
 
-    /// Marks a trial of the current rung failed (crashed, or its checkpoint is lost): it
-    /// ranks last and is never promoted. This may complete the rung.
+    /// Marks a trial of a current rung failed (crashed, or its checkpoint is lost): it ranks
+    /// last and is never promoted. This may complete the rung.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] naming `trial` when it is not in the current rung.
+    /// [`Error::InvalidArgument`] naming `trial` when it is not in the current rung of a
+    /// running bracket.
     pub fn on_failed(&mut self, trial: u64) -> Result<()> {
         let plan = self.plan;
-        self.state.step(
+        self.state.apply(
+            trial,
             |b, stopped| Ok(((), b.on_failed(trial, stopped)?)),
             |_| Self::bracket_of(&plan),
         )
     }
 
-    /// Takes the paused trials that judged rungs did not promote, in the order they were
-    /// stopped: the caller marks them pruned and may delete their checkpoints.
+    /// Takes the paused trials that judged rungs (of every bracket) did not promote, in the
+    /// order they were stopped: the caller marks them pruned and may delete their
+    /// checkpoints.
     pub fn take_stopped(&mut self) -> Vec<u64> {
         std::mem::take(&mut self.state.stopped)
     }
@@ -783,10 +978,13 @@ impl SyncShaScheduler {
 /// hyperparameter optimization", JMLR 18(185), 2017, Algorithm 1) on a [`HyperbandPlan`], with
 /// pause and resume.
 ///
-/// The brackets run **one after another, not interleaved**, in the paper's order
-/// `s = s_max, …, 0`, then again from `s_max`; each is synchronous successive halving with the
-/// plan's sizes and steps, decided exactly as [`SyncShaScheduler`] decides. [`Work::Start`]
-/// carries the bracket `s`, so the sampler can be shown that bracket's trials only.
+/// The brackets are opened in the paper's order `s = s_max, …, 0`, then again from `s_max`;
+/// each is synchronous successive halving with the plan's sizes and steps, decided exactly as
+/// [`SyncShaScheduler`] decides. [`Work::Start`] carries the bracket `s`, so the sampler can
+/// be shown that bracket's trials only. By default the brackets run **one after another, not
+/// interleaved**; with [`with_max_concurrent_brackets`](Self::with_max_concurrent_brackets)
+/// up to `n` overlap, as HpBandSter's iterations do — see
+/// [`SyncShaScheduler`'s Overlapping brackets](SyncShaScheduler#overlapping-brackets).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SyncHyperbandScheduler {
     plan: HyperbandPlan,
@@ -794,16 +992,25 @@ pub struct SyncHyperbandScheduler {
 }
 
 impl SyncHyperbandScheduler {
-    /// A scheduler that runs `plan`'s brackets from `s_max` down to 0, over and over.
+    /// A scheduler that runs `plan`'s brackets from `s_max` down to 0, over and over, one at a
+    /// time.
     pub fn new(plan: HyperbandPlan) -> Self {
         SyncHyperbandScheduler {
-            state: SyncState {
-                bracket: Self::bracket_of(&plan, plan.s_max()),
-                stopped: Vec::new(),
-                brackets_completed: 0,
-            },
+            state: SyncState::new(Self::opened(&plan, 0)),
             plan,
         }
+    }
+
+    /// The same scheduler with at most `n ≥ 1` brackets running at once (1, the default, is
+    /// one after another); see
+    /// [`SyncShaScheduler::with_max_concurrent_brackets`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming `max_concurrent_brackets` when `n` is 0.
+    pub fn with_max_concurrent_brackets(mut self, n: u64) -> Result<Self> {
+        check_max_concurrent_brackets(n)?;
+        self.state.max_concurrent_brackets = n;
+        Ok(self)
     }
 
     /// Bracket `s` of `plan` (`s ≤ s_max`, so never empty).
@@ -812,14 +1019,12 @@ impl SyncHyperbandScheduler {
         BracketRun::new(s, plan.eta(), rungs)
     }
 
-    /// The bracket after `s`: `s − 1`, or `s_max` after bracket 0.
-    fn after(plan: &HyperbandPlan, s: u32) -> BracketRun {
-        let next = if s == 0 || s > plan.s_max() {
-            plan.s_max()
-        } else {
-            s - 1
-        };
-        Self::bracket_of(plan, next)
+    /// The `k`-th bracket opened, counting from 0: `s = s_max − (k mod (s_max + 1))`, the
+    /// paper's order over and over.
+    fn opened(plan: &HyperbandPlan, k: u64) -> BracketRun {
+        let s_max = plan.s_max();
+        let offset = u32::try_from(k % (u64::from(s_max) + 1)).unwrap_or(0);
+        Self::bracket_of(plan, s_max.saturating_sub(offset))
     }
 
     /// The plan.
@@ -827,73 +1032,86 @@ impl SyncHyperbandScheduler {
         &self.plan
     }
 
-    /// The running bracket's `s`.
+    /// The most brackets that run at once.
+    pub fn max_concurrent_brackets(&self) -> u64 {
+        self.state.max_concurrent_brackets
+    }
+
+    /// The `s` of the oldest running bracket — the only one unless brackets overlap.
     pub fn current_bracket(&self) -> u32 {
         self.state.bracket.s
     }
 
-    /// The index of the current rung of the running bracket (0 is the first).
+    /// The index of the current rung (0 is the first) of the oldest running bracket.
     pub fn current_rung(&self) -> usize {
         self.state.bracket.rung
     }
 
-    /// How many brackets have finished (all iterations together).
+    /// `(s, current rung)` of every running bracket, oldest first.
+    pub fn running_brackets(&self) -> Vec<(u32, usize)> {
+        self.state.running().map(|b| (b.s, b.rung)).collect()
+    }
+
+    /// How many brackets have finished (all iterations together; with overlap, not
+    /// necessarily in the order they were opened).
     pub fn brackets_completed(&self) -> u64 {
         self.state.brackets_completed
     }
 
-    /// Start (in the running bracket), resume or wait; see [`SyncShaScheduler::next_work`].
+    /// Start (in the oldest bracket that needs a configuration, or a newly opened one),
+    /// resume or wait; see [`SyncShaScheduler::next_work`].
     ///
     /// # Errors
     /// Only for a corrupted stored state.
     pub fn next_work(&mut self) -> Result<Work> {
-        let s = self.state.bracket.s;
-        Ok(self
-            .state
-            .bracket
-            .next_work()?
-            .unwrap_or(Work::Start { bracket: Some(s) }))
+        let plan = self.plan;
+        self.state.next_work(|k| Self::opened(&plan, k))
     }
 
-    /// Registers the trial created for a [`Work::Start`].
+    /// Registers the trial created for a [`Work::Start`]; see
+    /// [`SyncShaScheduler::on_start`].
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] naming `trial` when no start is pending or the trial is
-    /// already in the rung.
+    /// already in a rung.
     pub fn on_start(&mut self, trial: u64) -> Result<()> {
-        self.state.bracket.on_start(trial)
+        self.state.on_start(trial)
     }
 
-    /// Releases a [`Work::Start`] whose worker gave up before creating its trial.
+    /// Releases a [`Work::Start`] whose worker gave up before creating its trial; see
+    /// [`SyncShaScheduler::abandon_start`].
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] naming `pending_starts` when none is pending.
     pub fn abandon_start(&mut self) -> Result<()> {
-        self.state.bracket.abandon_start()
+        self.state.abandon_start()
     }
 
     /// A running trial's value at `step`; see [`SyncShaScheduler::report`].
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] naming `trial` when it is not a running trial of the
-    /// current rung.
+    /// current rung of a running bracket.
     pub fn report(&mut self, trial: u64, step: u64, value: f64) -> Result<Decision> {
         let plan = self.plan;
-        self.state.step(
+        self.state.apply(
+            trial,
             |b, stopped| b.report(trial, step, value, stopped),
-            |b| Self::after(&plan, b.s),
+            |k| Self::opened(&plan, k),
         )
     }
 
-    /// Marks a trial of the current rung failed; see [`SyncShaScheduler::on_failed`].
+    /// Marks a trial of a current rung failed; see [`SyncShaScheduler::on_failed`].
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] naming `trial` when it is not in the current rung.
+    /// [`Error::InvalidArgument`] naming `trial` when it is not in the current rung of a
+    /// running bracket.
     pub fn on_failed(&mut self, trial: u64) -> Result<()> {
         let plan = self.plan;
-        self.state.step(
+        self.state.apply(
+            trial,
             |b, stopped| Ok(((), b.on_failed(trial, stopped)?)),
-            |b| Self::after(&plan, b.s),
+            |k| Self::opened(&plan, k),
         )
     }
 
@@ -1432,6 +1650,430 @@ mod tests {
         let back: AshaScheduler = serde_json::from_str(&json)?;
         assert_eq!(serde_json::to_string(&back)?, json);
         assert_eq!(back.clone().next_work()?, asha.clone().next_work()?);
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Overlapping brackets
+    // -----------------------------------------------------------------------------------------
+
+    /// What a free worker may get from `before`, a synchronous state, per the overlap rules:
+    /// the oldest bracket's queued resume, else the oldest bracket's start, else (below the
+    /// bound) a start in the bracket opened next (`s_next`), else a wait.
+    fn check_overlap_order(before: &SyncState, work: &Work, s_next: u32) {
+        let running: Vec<&BracketRun> = before.running().collect();
+        let resume = running.iter().find_map(|b| {
+            b.members
+                .iter()
+                .find(|m| m.state == MemberState::Queued)
+                .map(|m| (m.trial, b.rungs[b.rung].resource))
+        });
+        let start = running.iter().find(|b| {
+            b.rung == 0 && b.members.len() as u64 + b.pending_starts < b.rungs[0].configs
+        });
+        let room = (running.len() as u64) < before.max_concurrent_brackets;
+        match (*work, resume, start) {
+            (Work::Resume { trial, to_step }, Some(expected), _) => {
+                assert_eq!(
+                    (trial, to_step),
+                    expected,
+                    "not the oldest bracket's resume"
+                );
+            }
+            (Work::Start { bracket }, None, Some(b)) => {
+                assert!(bracket.is_none() || bracket == Some(b.s), "{bracket:?}");
+            }
+            (Work::Start { bracket }, None, None) => {
+                assert!(room, "opened a bracket beyond the bound");
+                assert!(bracket.is_none() || bracket == Some(s_next), "{bracket:?}");
+            }
+            (Work::Wait, None, None) => assert!(!room, "waited with room for a bracket"),
+            other => panic!("wrong order: {other:?}"),
+        }
+    }
+
+    /// Runs one bracket alone — `plan`'s, with `trials` as its configurations — on one worker,
+    /// reporting [`curve`] at every rung: the trials that reached each rung.
+    fn alone(plan: SuccessiveHalvingPlan, trials: &[u64]) -> Result<Vec<BTreeSet<u64>>> {
+        let resources: Vec<u64> = plan.bracket().rungs.iter().map(|r| r.resource).collect();
+        let mut sha = SyncShaScheduler::new(plan);
+        let mut reached = vec![BTreeSet::new(); resources.len()];
+        let mut at: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut fresh = trials.iter().copied();
+        while sha.brackets_completed() == 0 {
+            let trial = match sha.next_work()? {
+                Work::Start { .. } => {
+                    let Some(trial) = fresh.next() else {
+                        panic!("the bracket wants more than {} trials", trials.len());
+                    };
+                    sha.on_start(trial)?;
+                    trial
+                }
+                Work::Resume { trial, .. } => trial,
+                other => panic!("one worker never waits, got {other:?}"),
+            };
+            let from = at.get(&trial).copied().unwrap_or(0);
+            for (i, &r) in resources.iter().enumerate().filter(|&(_, &r)| r > from) {
+                reached[i].insert(trial);
+                at.insert(trial, r);
+                if sha.report(trial, r, curve(trial, r))? != Decision::Continue {
+                    break;
+                }
+            }
+        }
+        Ok(reached)
+    }
+
+    #[test]
+    fn max_concurrent_brackets_is_validated_and_defaults_to_one() -> Result<()> {
+        let plan = HyperbandPlan::with_max_resource(27, 3)?;
+        let sha_plan = SuccessiveHalvingPlan::new(9, 1, 9, 3)?;
+        assert_eq!(
+            SyncHyperbandScheduler::new(plan).max_concurrent_brackets(),
+            1
+        );
+        assert_eq!(SyncShaScheduler::new(sha_plan).max_concurrent_brackets(), 1);
+        assert_eq!(
+            invalid_name(SyncHyperbandScheduler::new(plan).with_max_concurrent_brackets(0)),
+            "max_concurrent_brackets"
+        );
+        assert_eq!(
+            invalid_name(SyncShaScheduler::new(sha_plan).with_max_concurrent_brackets(0)),
+            "max_concurrent_brackets"
+        );
+        let message = SyncShaScheduler::new(sha_plan)
+            .with_max_concurrent_brackets(0)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            message.contains("got 0") && message.contains(">= 1"),
+            "{message}"
+        );
+        let hb = SyncHyperbandScheduler::new(plan).with_max_concurrent_brackets(3)?;
+        assert_eq!(hb.max_concurrent_brackets(), 3);
+        // With a bound of 1 the scheduler is today's, field for field.
+        assert_eq!(
+            SyncHyperbandScheduler::new(plan).with_max_concurrent_brackets(1)?,
+            SyncHyperbandScheduler::new(plan)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn overlapping_brackets_route_reports_and_failures_to_their_own_bracket() -> Result<()> {
+        // Brackets of 3 configurations at step 1, the best one goes on to step 3.
+        let plan = SuccessiveHalvingPlan::new(3, 1, 3, 3)?;
+        let mut sha = SyncShaScheduler::new(plan).with_max_concurrent_brackets(2)?;
+        for trial in 0..3 {
+            assert_eq!(sha.next_work()?, Work::Start { bracket: None });
+            sha.on_start(trial)?;
+        }
+        // The first bracket would wait: the second one opens.
+        assert_eq!(sha.current_rungs(), [0]);
+        assert_eq!(sha.next_work()?, Work::Start { bracket: None });
+        sha.on_start(3)?;
+        assert_eq!(sha.current_rungs(), [0, 0]);
+        assert_eq!(invalid_name(sha.on_start(4)), "trial");
+        assert_eq!(sha.report(0, 1, 0.5)?, Decision::Pause);
+        assert_eq!(sha.report(1, 1, 0.7)?, Decision::Pause);
+        assert_eq!(
+            sha.report(3, 1, 0.1)?,
+            Decision::Pause,
+            "#3 is the second's"
+        );
+        // #2's failure completes the first bracket's rung: #0 goes on, #1 stops.
+        sha.on_failed(2)?;
+        assert_eq!(sha.current_rungs(), [1, 0]);
+        assert_eq!(sha.take_stopped(), [1]);
+        // A resume comes before a start, the older bracket before the newer.
+        assert_eq!(
+            sha.next_work()?,
+            Work::Resume {
+                trial: 0,
+                to_step: 3
+            }
+        );
+        for trial in [4, 5] {
+            assert_eq!(sha.next_work()?, Work::Start { bracket: None });
+            sha.on_start(trial)?;
+        }
+        // Two brackets run and neither has work: the bound holds.
+        assert_eq!(sha.next_work()?, Work::Wait);
+        assert_eq!(sha.report(4, 1, 0.9)?, Decision::Pause);
+        // The second bracket's rung completes with #5 (the worst): it stops, #3 is queued.
+        assert_eq!(sha.report(5, 1, 0.95)?, Decision::Stop);
+        assert_eq!(sha.take_stopped(), [4]);
+        assert_eq!(sha.current_rungs(), [1, 1]);
+        assert_eq!(
+            sha.next_work()?,
+            Work::Resume {
+                trial: 3,
+                to_step: 3
+            }
+        );
+        // The newer bracket finishes first; the older one still runs.
+        assert_eq!(sha.report(3, 3, 0.05)?, Decision::Complete);
+        assert_eq!(sha.brackets_completed(), 1);
+        assert_eq!(sha.current_rungs(), [1]);
+        assert_eq!(sha.next_work()?, Work::Start { bracket: None });
+        sha.on_start(6)?;
+        assert_eq!(sha.current_rungs(), [1, 0]);
+        assert_eq!(sha.report(0, 3, 0.4)?, Decision::Complete);
+        assert_eq!(sha.brackets_completed(), 2);
+        assert_eq!(sha.current_rungs(), [0], "the newest is now the oldest");
+        assert_eq!(invalid_name(sha.report(0, 4, 0.4)), "trial");
+        // abandon_start releases the newest bracket's pending start.
+        assert_eq!(sha.next_work()?, Work::Start { bracket: None });
+        sha.abandon_start()?;
+        assert_eq!(invalid_name(sha.abandon_start()), "pending_starts");
+        Ok(())
+    }
+
+    #[test]
+    fn hyperband_opens_brackets_in_the_plans_order() -> Result<()> {
+        // R = 9, η = 3: brackets s = 2 (9 configurations), 1 (5), 0 (3), then 2 again.
+        let plan = HyperbandPlan::with_max_resource(9, 3)?;
+        let mut hb = SyncHyperbandScheduler::new(plan).with_max_concurrent_brackets(4)?;
+        let mut starts = Vec::new();
+        for trial in 0..20 {
+            let work = hb.next_work()?;
+            let Work::Start { bracket: Some(s) } = work else {
+                panic!("expected a start, got {work:?}");
+            };
+            starts.push(s);
+            hb.on_start(trial)?;
+        }
+        let expected: Vec<u32> = [(2, 9), (1, 5), (0, 3), (2, 3)]
+            .iter()
+            .flat_map(|&(s, n)| std::iter::repeat_n(s, n))
+            .collect();
+        assert_eq!(starts, expected);
+        assert_eq!(hb.running_brackets(), [(2, 0), (1, 0), (0, 0), (2, 0)]);
+        assert_eq!(hb.current_bracket(), 2);
+        // The fourth bracket still wants 6 configurations; then the bound holds.
+        for trial in 20..26 {
+            assert_eq!(hb.next_work()?, Work::Start { bracket: Some(2) });
+            hb.on_start(trial)?;
+        }
+        assert_eq!(hb.next_work()?, Work::Wait);
+        // The s = 0 bracket (trials 14–16) finishes first; the next to open is s = 1.
+        for trial in 14..17 {
+            assert_eq!(hb.report(trial, 9, 0.5)?, Decision::Complete);
+        }
+        assert_eq!(hb.brackets_completed(), 1);
+        assert_eq!(hb.running_brackets(), [(2, 0), (1, 0), (2, 0)]);
+        assert_eq!(hb.next_work()?, Work::Start { bracket: Some(1) });
+        Ok(())
+    }
+
+    #[test]
+    fn overlapping_brackets_cut_idle_time() -> Result<()> {
+        const WORKERS: usize = 8;
+        const BUDGET: u64 = 10_000;
+        let mut idle = Vec::new();
+        for n in [1, 2, 4] {
+            let mut sha = SyncShaScheduler::new(SuccessiveHalvingPlan::new(81, 1, 81, 3)?)
+                .with_max_concurrent_brackets(n)?;
+            let sha_out = simulate(&mut sha, WORKERS, BUDGET, None, curve, no_check)?;
+            let plan = HyperbandPlan::with_max_resource(81, 3)?;
+            let mut hb = SyncHyperbandScheduler::new(plan).with_max_concurrent_brackets(n)?;
+            let hb_out = simulate(&mut hb, WORKERS, BUDGET, None, curve, no_check)?;
+            let (s, h) = (sha_out.idle_fraction(), hb_out.idle_fraction());
+            println!(
+                "idle fraction, {WORKERS} workers, {BUDGET} steps, at most {n} bracket(s) at \
+                 once: sync SHA {s:.4} ({} brackets done), sync Hyperband {h:.4} ({} done)",
+                sha.brackets_completed(),
+                hb.brackets_completed()
+            );
+            idle.push((s, h));
+        }
+        let ((sha_1, hb_1), (sha_4, hb_4)) = (idle[0], idle[2]);
+        // Measured (unit step costs): SHA 0.636 → 0.287 (2) → 0.000 (4), Hyperband
+        // 0.565 → 0.264 → 0.000, with as many brackets finished (32 vs 33, 30 vs 31).
+        assert!(
+            sha_4 < sha_1 / 4.0,
+            "SHA idles {sha_4} with 4, {sha_1} with 1"
+        );
+        assert!(
+            hb_4 < hb_1 / 4.0,
+            "Hyperband idles {hb_4} with 4, {hb_1} with 1"
+        );
+        assert!(sha_4 < 0.1 && hb_4 < 0.1, "{sha_4} {hb_4}");
+        assert!(idle[1].0 < sha_1 && idle[1].1 < hb_1, "{idle:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn each_overlapping_bracket_promotes_what_it_would_alone() -> Result<()> {
+        let plan = HyperbandPlan::with_max_resource(81, 3)?;
+        let bound = 4;
+        let mut hb = SyncHyperbandScheduler::new(plan).with_max_concurrent_brackets(bound)?;
+        let mut most_running = 0;
+        let out = simulate(&mut hb, 8, 8_000, None, curve, |before, work| {
+            let opened = before.state.brackets_completed + before.state.newer.len() as u64 + 1;
+            let s_next = SyncHyperbandScheduler::opened(&plan, opened).s;
+            check_overlap_order(&before.state, work, s_next);
+            most_running = most_running.max(before.state.newer.len() + 1);
+        })?;
+        assert_eq!(
+            most_running as u64, bound,
+            "the brackets overlapped up to the bound"
+        );
+        // Starts come bracket by bracket in the plan's order: the k-th bracket opened is
+        // s = s_max − k mod 5 and takes the next n_s trials.
+        let mut started = out.started.iter();
+        let mut finished = 0;
+        for k in 0u64.. {
+            let s = 4 - (k % 5) as u32;
+            let Some(sh) = plan.successive_halving(s) else {
+                panic!("no bracket {s}");
+            };
+            let bracket = sh.bracket();
+            let trials: Vec<u64> = started
+                .by_ref()
+                .take(bracket.configs() as usize)
+                .map(|&(t, b)| {
+                    assert_eq!(b, Some(s), "trial #{t}");
+                    t
+                })
+                .collect();
+            if (trials.len() as u64) < bracket.configs() {
+                break; // The budget ran out while this bracket was starting.
+            }
+            let expected = alone(sh, &trials)?;
+            let ours: BTreeSet<u64> = trials.iter().copied().collect();
+            let complete = out
+                .decisions()
+                .filter(|&(t, _, d)| d == Decision::Complete && ours.contains(&t))
+                .count() as u64;
+            let done = complete == bracket.rungs[bracket.rungs.len() - 1].configs;
+            for (i, rung) in bracket.rungs.iter().enumerate() {
+                let reached: BTreeSet<u64> = out
+                    .reached(rung.resource)
+                    .intersection(&ours)
+                    .copied()
+                    .collect();
+                if done {
+                    assert_eq!(reached, expected[i], "bracket #{k} (s = {s}), rung {i}");
+                    assert_eq!(reached.len() as u64, rung.configs);
+                } else {
+                    assert!(reached.is_subset(&expected[i]), "bracket #{k}, rung {i}");
+                }
+            }
+            finished += u64::from(done);
+        }
+        assert!(finished >= 10, "{finished} brackets finished");
+        assert_eq!(finished, hb.brackets_completed());
+        Ok(())
+    }
+
+    #[test]
+    fn overlapping_states_round_trip_mid_run() -> Result<()> {
+        let sha = SyncShaScheduler::new(SuccessiveHalvingPlan::new(27, 1, 27, 3)?)
+            .with_max_concurrent_brackets(3)?;
+        let hb = SyncHyperbandScheduler::new(HyperbandPlan::with_max_resource(27, 3)?)
+            .with_max_concurrent_brackets(4)?;
+        for save_at in [1, 57, 400] {
+            restarts_identically(&sha, save_at)?;
+            restarts_identically(&hb, save_at)?;
+        }
+        // Mid-run, with brackets overlapping: the state is written with its newer brackets
+        // and its bound, and reads back equal.
+        let mut hb = hb;
+        simulate(&mut hb, 8, 300, None, odd_curve, no_check)?;
+        assert!(
+            hb.running_brackets().len() > 1,
+            "{:?}",
+            hb.running_brackets()
+        );
+        let json = serde_json::to_string(&hb)?;
+        assert!(
+            json.contains("\"newer\"") && json.contains("\"max_concurrent_brackets\":4"),
+            "{json}"
+        );
+        let back: SyncHyperbandScheduler = serde_json::from_str(&json)?;
+        assert_eq!(back, hb);
+        assert_eq!(serde_json::to_string(&back)?, json);
+        Ok(())
+    }
+
+    #[test]
+    fn a_state_stored_before_brackets_could_overlap_still_loads() -> Result<()> {
+        // Hyperband, R = 9, η = 3, as the scheduler stored it when one bracket ran at a time:
+        // one bracket finished, the second (s = 1: 5 configurations at step 3, one at 9)
+        // half-way through its first rung.
+        let old = concat!(
+            r#"{"plan":{"max_resource":9,"min_resource":1,"eta":3,"rounding":"ceil"},"#,
+            r#""state":{"bracket":{"s":1,"eta":3,"rungs":[{"configs":5,"resource":3},"#,
+            r#"{"configs":1,"resource":9}],"rung":0,"pending_starts":1,"members":["#,
+            r#"{"trial":9,"state":{"reported":{"value":0.25}}},{"trial":10,"state":"failed"},"#,
+            r#"{"trial":11,"state":{"reported":{"value":"nan"}}},"#,
+            r#"{"trial":12,"state":"running"}]},"stopped":[7],"brackets_completed":1}}"#
+        );
+        let mut hb: SyncHyperbandScheduler = serde_json::from_str(old)?;
+        assert_eq!(hb.max_concurrent_brackets(), 1);
+        assert_eq!(hb.running_brackets(), [(1, 0)]);
+        // A state with one bracket and the default bound is written exactly as before.
+        assert_eq!(serde_json::to_string(&hb)?, old);
+        hb.on_start(13)?;
+        assert_eq!(hb.next_work()?, Work::Wait);
+        assert_eq!(hb.report(12, 3, 0.3)?, Decision::Pause);
+        assert_eq!(
+            hb.report(13, 3, 0.1)?,
+            Decision::Continue,
+            "the best goes on"
+        );
+        assert_eq!(hb.take_stopped(), [7, 9, 11, 12]);
+        assert_eq!(hb.report(13, 9, 0.05)?, Decision::Complete);
+        assert_eq!(hb.brackets_completed(), 2);
+        assert_eq!(hb.next_work()?, Work::Start { bracket: Some(0) });
+
+        let old_sha = concat!(
+            r#"{"plan":{"n_configs":3,"min_resource":1,"max_resource":3,"eta":3},"#,
+            r#""state":{"bracket":{"s":1,"eta":3,"rungs":[{"configs":3,"resource":1},"#,
+            r#"{"configs":1,"resource":3}],"rung":1,"pending_starts":0,"members":["#,
+            r#"{"trial":4,"state":"queued"}]},"stopped":[],"brackets_completed":1}}"#
+        );
+        let mut sha: SyncShaScheduler = serde_json::from_str(old_sha)?;
+        assert_eq!(serde_json::to_string(&sha)?, old_sha);
+        assert_eq!(
+            sha.next_work()?,
+            Work::Resume {
+                trial: 4,
+                to_step: 3
+            }
+        );
+        assert_eq!(sha.next_work()?, Work::Wait);
+        Ok(())
+    }
+
+    #[test]
+    fn corrupt_overlapping_states_are_errors() -> Result<()> {
+        let plan = SuccessiveHalvingPlan::new(3, 1, 3, 3)?;
+        let mut sha = SyncShaScheduler::new(plan).with_max_concurrent_brackets(2)?;
+        for trial in 0..4 {
+            sha.next_work()?;
+            sha.on_start(trial)?;
+        }
+        let json = serde_json::to_string(&sha)?;
+        // A bound of 0.
+        let zero = json.replace(
+            "\"max_concurrent_brackets\":2",
+            "\"max_concurrent_brackets\":0",
+        );
+        assert_ne!(zero, json);
+        let mut bad: SyncShaScheduler = serde_json::from_str(&zero)?;
+        assert_eq!(invalid_name(bad.next_work()), "state");
+        // A newer bracket whose current rung does not exist.
+        let past = json.replace(
+            "\"rung\":0,\"pending_starts\":0,\"members\":[{\"trial\":3",
+            "\"rung\":7,\"pending_starts\":0,\"members\":[{\"trial\":3",
+        );
+        assert_ne!(past, json);
+        let mut bad: SyncShaScheduler = serde_json::from_str(&past)?;
+        assert_eq!(invalid_name(bad.next_work()), "state");
+        assert_eq!(invalid_name(bad.report(3, 1, 0.0)), "state");
         Ok(())
     }
 }

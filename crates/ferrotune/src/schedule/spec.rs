@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::schedule::brackets::{HyperbandPlan, Rounding, SuccessiveHalvingPlan};
+use crate::schedule::decide::check_max_concurrent_brackets;
 use crate::schedule::pb2::Pb2Config;
 use crate::schedule::pbt::PbtConfig;
 use serde::{Deserialize, Serialize};
@@ -17,7 +18,9 @@ use serde::{Deserialize, Serialize};
 /// ([`PrunerSpec`](crate::PrunerSpec)).
 ///
 /// Serialized with a `type` tag, e.g. `{"type": "asha", "min_resource": 1, "max_resource":
-/// 27}`; `eta` defaults to 3 (Hyperband's default, Li et al. 2017).
+/// 27}`; `eta` defaults to 3 (Hyperband's default, Li et al. 2017) and
+/// `max_concurrent_brackets` to 1 (written only when it is not 1, so specs stored before it
+/// existed, and specs that leave it at 1, read and write alike).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SchedulerSpec {
@@ -48,9 +51,14 @@ pub enum SchedulerSpec {
         /// The reduction factor η (≥ 2).
         #[serde(default = "default_eta")]
         eta: u64,
+        /// The most brackets that run at once (≥ 1; default 1, one bracket after another, the
+        /// papers' schedule). Above 1, a free worker that every running bracket would leave
+        /// waiting opens the next bracket, as HpBandSter does.
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        max_concurrent_brackets: u64,
     },
-    /// Synchronous Hyperband (Li et al., JMLR 2017): its brackets one after another, each a
-    /// synchronous successive halving.
+    /// Synchronous Hyperband (Li et al., JMLR 2017): its brackets one after another (or up to
+    /// `max_concurrent_brackets` at once), each a synchronous successive halving.
     Hyperband {
         /// The smallest resource a bracket starts at (≥ 1).
         min_resource: u64,
@@ -62,6 +70,11 @@ pub enum SchedulerSpec {
         /// How bracket sizes are rounded: the paper's ceiling (default) or HpBandSter's floor.
         #[serde(default)]
         rounding: Rounding,
+        /// The most brackets that run at once (≥ 1; default 1, one bracket after another, the
+        /// papers' schedule). Above 1, a free worker that every running bracket would leave
+        /// waiting opens the next bracket, as HpBandSter does.
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        max_concurrent_brackets: u64,
     },
     /// BOHB (Falkner, Klein & Hutter, ICML 2018): Hyperband's brackets with BOHB's model as
     /// the sampler. The study's sampler must be [`SamplerSpec::Bohb`](crate::SamplerSpec)
@@ -74,6 +87,11 @@ pub enum SchedulerSpec {
         /// The reduction factor η (≥ 2).
         #[serde(default = "default_eta")]
         eta: u64,
+        /// The most brackets that run at once (≥ 1; default 1, one bracket after another, the
+        /// papers' schedule). Above 1, a free worker that every running bracket would leave
+        /// waiting opens the next bracket, as HpBandSter does.
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        max_concurrent_brackets: u64,
     },
     /// Population Based Training (Jaderberg et al. 2017): `population_size` members trained
     /// in intervals of `interval` steps up to `max_step`; at each interval the bottom
@@ -162,6 +180,14 @@ fn default_eta() -> u64 {
     3
 }
 
+fn one() -> u64 {
+    1
+}
+
+fn is_one(n: &u64) -> bool {
+    *n == 1
+}
+
 impl SchedulerSpec {
     /// Whether this is [`SchedulerSpec::None`].
     pub fn is_none(&self) -> bool {
@@ -219,6 +245,7 @@ impl SchedulerSpec {
                 min_resource,
                 max_resource,
                 eta,
+                ..
             } => DecisionSteps::At(rungs(SuccessiveHalvingPlan::new(
                 *n_configs,
                 *min_resource,
@@ -230,6 +257,7 @@ impl SchedulerSpec {
                 max_resource,
                 eta,
                 rounding,
+                ..
             } => DecisionSteps::of_plan(
                 HyperbandPlan::new(*max_resource, *min_resource, *eta)
                     .map(|p| p.with_rounding(*rounding)),
@@ -238,6 +266,7 @@ impl SchedulerSpec {
                 min_resource,
                 max_resource,
                 eta,
+                ..
             } => DecisionSteps::of_plan(HyperbandPlan::new(*max_resource, *min_resource, *eta)),
             SchedulerSpec::Pbt {
                 interval, max_step, ..
@@ -279,19 +308,27 @@ impl SchedulerSpec {
                 min_resource,
                 max_resource,
                 eta,
-            } => SuccessiveHalvingPlan::new(*n_configs, *min_resource, *max_resource, *eta)
-                .map(|_| ()),
+                max_concurrent_brackets,
+            } => {
+                SuccessiveHalvingPlan::new(*n_configs, *min_resource, *max_resource, *eta)?;
+                check_max_concurrent_brackets(*max_concurrent_brackets)
+            }
             SchedulerSpec::Hyperband {
                 min_resource,
                 max_resource,
                 eta,
+                max_concurrent_brackets,
                 ..
             }
             | SchedulerSpec::Bohb {
                 min_resource,
                 max_resource,
                 eta,
-            } => HyperbandPlan::new(*max_resource, *min_resource, *eta).map(|_| ()),
+                max_concurrent_brackets,
+            } => {
+                HyperbandPlan::new(*max_resource, *min_resource, *eta)?;
+                check_max_concurrent_brackets(*max_concurrent_brackets)
+            }
             SchedulerSpec::Pbt {
                 population_size,
                 interval,
@@ -355,6 +392,7 @@ mod tests {
                 max_resource: 81,
                 eta: 3,
                 rounding: Rounding::FloorRatio,
+                max_concurrent_brackets: 4,
             },
             SchedulerSpec::Pbt {
                 population_size: 8,
@@ -376,6 +414,7 @@ mod tests {
             max_resource: 9,
             eta: 3,
             rounding: Rounding::Ceil,
+            max_concurrent_brackets: 1,
         };
         assert_eq!(hb.decision_steps(), DecisionSteps::At(vec![1, 3, 9]));
         let steps = hb.decision_steps();
@@ -394,6 +433,47 @@ mod tests {
             SchedulerSpec::None.decision_steps(),
             DecisionSteps::At(vec![])
         );
+    }
+
+    #[test]
+    fn max_concurrent_brackets_defaults_to_one_and_is_validated() {
+        let text = r#"{"type":"bohb","min_resource":1,"max_resource":27}"#;
+        let spec: SchedulerSpec = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            spec,
+            SchedulerSpec::Bohb {
+                min_resource: 1,
+                max_resource: 27,
+                eta: 3,
+                max_concurrent_brackets: 1,
+            }
+        );
+        // Left at 1, the field is not written: the stored spec is unchanged.
+        let written = serde_json::to_string(&spec).unwrap();
+        assert!(!written.contains("max_concurrent_brackets"), "{written}");
+        let sha: SchedulerSpec = serde_json::from_str(
+            r#"{"type":"successive_halving","n_configs":9,"min_resource":1,"max_resource":9,
+                "max_concurrent_brackets":3}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            sha,
+            SchedulerSpec::SuccessiveHalving {
+                max_concurrent_brackets: 3,
+                ..
+            }
+        ));
+        sha.validate().unwrap();
+        for bad in [
+            r#"{"type":"bohb","min_resource":1,"max_resource":27,"max_concurrent_brackets":0}"#,
+            r#"{"type":"hyperband","min_resource":1,"max_resource":27,"max_concurrent_brackets":0}"#,
+            r#"{"type":"successive_halving","n_configs":9,"min_resource":1,"max_resource":9,
+                "max_concurrent_brackets":0}"#,
+        ] {
+            let spec: SchedulerSpec = serde_json::from_str(bad).unwrap();
+            let message = spec.validate().unwrap_err().to_string();
+            assert!(message.contains("max_concurrent_brackets"), "{message}");
+        }
     }
 
     #[test]

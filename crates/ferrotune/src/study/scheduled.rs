@@ -94,26 +94,42 @@ impl SchedulerState {
                 min_resource,
                 max_resource,
                 eta,
-            } => SchedulerState::SuccessiveHalving(SyncShaScheduler::new(
-                SuccessiveHalvingPlan::new(*n_configs, *min_resource, *max_resource, *eta)?,
-            )),
+                max_concurrent_brackets,
+            } => SchedulerState::SuccessiveHalving(
+                SyncShaScheduler::new(SuccessiveHalvingPlan::new(
+                    *n_configs,
+                    *min_resource,
+                    *max_resource,
+                    *eta,
+                )?)
+                .with_max_concurrent_brackets(*max_concurrent_brackets)?,
+            ),
             SchedulerSpec::Hyperband {
                 min_resource,
                 max_resource,
                 eta,
                 rounding,
-            } => SchedulerState::Hyperband(SyncHyperbandScheduler::new(
-                HyperbandPlan::new(*max_resource, *min_resource, *eta)?.with_rounding(*rounding),
-            )),
+                max_concurrent_brackets,
+            } => SchedulerState::Hyperband(
+                SyncHyperbandScheduler::new(
+                    HyperbandPlan::new(*max_resource, *min_resource, *eta)?
+                        .with_rounding(*rounding),
+                )
+                .with_max_concurrent_brackets(*max_concurrent_brackets)?,
+            ),
             SchedulerSpec::Bohb {
                 min_resource,
                 max_resource,
                 eta,
-            } => SchedulerState::Hyperband(SyncHyperbandScheduler::new(HyperbandPlan::new(
-                *max_resource,
-                *min_resource,
-                *eta,
-            )?)),
+                max_concurrent_brackets,
+            } => SchedulerState::Hyperband(
+                SyncHyperbandScheduler::new(HyperbandPlan::new(
+                    *max_resource,
+                    *min_resource,
+                    *eta,
+                )?)
+                .with_max_concurrent_brackets(*max_concurrent_brackets)?,
+            ),
             SchedulerSpec::Pbt {
                 population_size,
                 interval,

@@ -128,6 +128,7 @@ fn synchronous_successive_halving_keeps_the_top_third_of_each_rung() {
         min_resource: 1,
         max_resource: 9,
         eta: 3,
+        max_concurrent_brackets: 1,
     };
     for jobs in [1, 3] {
         let s = Study::builder()
@@ -180,6 +181,7 @@ fn hyperband_runs_the_papers_brackets_and_bohb_uses_its_model() {
         max_resource: 9,
         eta: 3,
         rounding: Rounding::Ceil,
+        max_concurrent_brackets: 1,
     };
     let s = Study::builder()
         .sampler(SamplerSpec::Random)
@@ -209,6 +211,7 @@ fn hyperband_runs_the_papers_brackets_and_bohb_uses_its_model() {
             min_resource: 1,
             max_resource: 9,
             eta: 3,
+            max_concurrent_brackets: 1,
         })
         .checkpoint_dir(dir.path())
         .seed(5)
@@ -224,11 +227,58 @@ fn hyperband_runs_the_papers_brackets_and_bohb_uses_its_model() {
             min_resource: 1,
             max_resource: 9,
             eta: 3,
+            max_concurrent_brackets: 1,
         })
         .build()
         .unwrap_err()
         .to_string();
     assert!(wrong.contains("bohb"), "{wrong}");
+}
+
+#[test]
+fn overlapping_hyperband_brackets_run_through_storage_on_three_threads() {
+    let dir = ScratchDir::new("hb-overlap");
+    let spec = SchedulerSpec::Hyperband {
+        min_resource: 1,
+        max_resource: 9,
+        eta: 3,
+        rounding: Rounding::Ceil,
+        max_concurrent_brackets: 3,
+    };
+    let s = study(spec, &dir, Arc::new(InMemoryStorage::new()));
+    let epochs = AtomicU64::new(0);
+    s.optimize(
+        |t: &mut Trial<'_>| toy(t, 9, &epochs),
+        Optimize::trials(17).jobs(3),
+    )
+    .unwrap();
+    // Brackets open in the plan's order and hand out their configurations in turn: s = 2
+    // (9), s = 1 (5), s = 0 (3) — unless the s = 2 bracket finished early and a new one
+    // (s = 2 again) gave the 17th start while the s = 0 bracket's last start was in flight.
+    let mut per_bracket: BTreeMap<u64, usize> = BTreeMap::new();
+    for t in s.trials().unwrap() {
+        let b = t.system_attrs[super::BRACKET_ATTR].as_u64().unwrap();
+        *per_bracket.entry(b).or_default() += 1;
+        assert!(t.state.is_finished(), "#{} is {}", t.number, t.state);
+    }
+    assert_eq!(per_bracket.values().sum::<usize>(), 17, "{per_bracket:?}");
+    assert_eq!(per_bracket.get(&1), Some(&5), "{per_bracket:?}");
+    assert!(per_bracket.get(&2) >= Some(&9), "{per_bracket:?}");
+    assert_contiguous(&s);
+    let stored = s
+        .storage()
+        .study_system_attr(s.id(), super::SCHEDULER_STATE_ATTR)
+        .unwrap()
+        .unwrap();
+    let text = stored.as_str().unwrap();
+    assert!(text.contains("\"max_concurrent_brackets\":3"), "{text}");
+    let state: super::SchedulerState = serde_json::from_str(text).unwrap();
+    let super::SchedulerState::Hyperband(hb) = state else {
+        panic!("{text}");
+    };
+    assert_eq!(hb.max_concurrent_brackets(), 3);
+    assert!(hb.running_brackets().len() <= 3, "{text}");
+    assert!(hb.brackets_completed() >= 2, "{text}");
 }
 
 /// The schedule as data: each trial's parameters, state and reported steps.
@@ -258,6 +308,7 @@ fn a_study_stopped_halfway_and_reopened_continues_the_same_schedule() {
             max_resource: 9,
             eta: 3,
             rounding: Rounding::Ceil,
+            max_concurrent_brackets: 1,
         },
     ] {
         let whole_dir = ScratchDir::new("whole");
