@@ -1,8 +1,11 @@
 //! `ferrotune helper`: small client modules for programs that `ferrotune run` runs.
 //!
 //! `ferrotune helper python` prints `ferrotune_report.py`, a standard-library-only module
-//! with `report(step=None, **metrics)` (prints report lines, see the run protocol) and
-//! `params()` (reads the parameters file); `--write DIR` saves it as
+//! with `report(step=None, **metrics)` (prints report lines, see the run protocol),
+//! `params()` (reads the parameters file) and, for pause and resume with a scheduler,
+//! `save_checkpoint(obj)` / `load_checkpoint()` (pickle the state into
+//! `FERROTUNE_CHECKPOINT_DIR` / from `FERROTUNE_RESUME_DIR`), `checkpoint_dir()`,
+//! `resume_dir()`, `resume_step()` and `max_step()`; `--write DIR` saves it as
 //! `DIR/ferrotune_report.py`. It is embedded in the binary, so the module always matches
 //! the runner that reads its lines.
 
@@ -17,7 +20,8 @@ pub const PYTHON_FILE: &str = "ferrotune_report.py";
 /// The helpers there are.
 #[derive(clap::Subcommand, Debug)]
 pub enum HelperCommand {
-    /// The Python module `ferrotune_report` (report() and params()).
+    /// The Python module `ferrotune_report` (report(), params(), save_checkpoint(),
+    /// load_checkpoint()).
     Python {
         /// Write it as DIR/ferrotune_report.py instead of printing it.
         #[arg(long, value_name = "DIR")]

@@ -791,13 +791,17 @@ fn the_python_helper_is_embedded_and_matches_the_example_copy() {
     let printed = String::from_utf8(out.stdout).unwrap();
     assert!(printed.contains("def report(step=None, **metrics):"));
     assert!(printed.contains("def params():"));
-    let example = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples/tune-any-program/ferrotune_report.py");
-    assert_eq!(
-        std::fs::read_to_string(example).unwrap(),
-        printed,
-        "refresh it with `ferrotune helper python --write examples/tune-any-program`"
-    );
+    for example in ["tune-any-program", "pause-resume"] {
+        let copy = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples")
+            .join(example)
+            .join("ferrotune_report.py");
+        assert_eq!(
+            std::fs::read_to_string(copy).unwrap(),
+            printed,
+            "refresh it with `ferrotune helper python --write examples/{example}`"
+        );
+    }
     // The module prints what the runner parses.
     let s = scratch("helper");
     s.write(

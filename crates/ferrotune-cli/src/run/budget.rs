@@ -12,9 +12,17 @@
 //! count of repetitions only makes the cap lower), and a run that reaches the cap re-counts
 //! before it stops. This way a retried failure never pushes the study past N, and never
 //! takes the place of a fresh configuration either.
+//!
+//! With a scheduler, `--trials N` counts new configurations too. A trial resumed from its
+//! checkpoint is the same record, and a PBT child (a new record that continues its parent's
+//! model with explored parameters) continues a configuration already counted: children are
+//! added to the cap like repeats. A trial paused at a rung has an outcome for now (the bar
+//! counts it as done); an exploited PBT member does not (its child goes on).
 
 use super::progress::Counts;
-use ferrotune::study::{FAILED_TRIAL_ATTR, FIXED_PARAMS_ATTR, RETRY_HISTORY_ATTR};
+use ferrotune::study::{
+    FAILED_TRIAL_ATTR, FIXED_PARAMS_ATTR, REPLACED_BY_ATTR, RESUME_FROM_ATTR, RETRY_HISTORY_ATTR,
+};
 use ferrotune::trial::TrialId;
 use ferrotune::{Direction, FrozenTrial, Study, TrialState};
 use serde_json::Value;
@@ -32,8 +40,12 @@ pub struct Standing {
     pub records: u64,
     /// Records that repeat an earlier, failed attempt.
     pub repeats: u64,
-    /// Records waiting to be claimed (retries, re-queued and enqueued trials).
+    /// Records waiting to be claimed (retries, re-queued and enqueued trials, PBT children).
     pub waiting: u64,
+    /// PBT children: records that continue another trial's model.
+    pub children: u64,
+    /// Finished records whose configuration a PBT child continues.
+    pub replaced: u64,
     /// The counts the progress display starts from.
     pub counts: Counts,
 }
@@ -51,6 +63,12 @@ impl Standing {
             if t.system_attrs.contains_key(FAILED_TRIAL_ATTR) {
                 s.repeats += 1;
             }
+            if t.system_attrs.contains_key(RESUME_FROM_ATTR) {
+                s.children += 1;
+            }
+            if t.state.is_finished() && t.system_attrs.contains_key(REPLACED_BY_ATTR) {
+                s.replaced += 1;
+            }
             match t.state {
                 TrialState::Waiting => s.waiting += 1,
                 TrialState::Complete => {
@@ -63,20 +81,24 @@ impl Standing {
                 }
                 TrialState::Pruned => s.counts.pruned += 1,
                 TrialState::Fail => s.counts.failed += 1,
+                TrialState::Paused => s.counts.paused += 1,
                 _ => {}
             }
-            if t.state.is_finished() {
+            if t.state.is_finished() || t.state == TrialState::Paused {
                 finished += 1;
             }
         }
-        // Every repeat replaces one finished (failed) attempt.
-        s.counts.done = finished.saturating_sub(s.repeats);
+        // Every repeat replaces one finished (failed) attempt; an exploited PBT member goes
+        // on as its child.
+        s.counts.done = finished.saturating_sub(s.repeats + s.replaced);
         s
     }
 
     /// The cap on trial records that lets `trials` fresh configurations run.
     pub fn cap(&self, trials: u64) -> u64 {
-        trials.saturating_add(self.repeats)
+        trials
+            .saturating_add(self.repeats)
+            .saturating_add(self.children)
     }
 }
 
@@ -165,6 +187,37 @@ mod tests {
             "the one configuration is still being tried"
         );
         assert_eq!(st.cap(10), 13, "ten fresh configurations still fit");
+    }
+
+    #[test]
+    fn pbt_children_continue_counted_configurations_and_paused_trials_count_as_done() {
+        let record = |n: u64, state: TrialState, attrs: &[(&str, Value)]| {
+            let mut t = FrozenTrial::new_running(TrialId(n), n);
+            t.state = state;
+            for (k, v) in attrs {
+                t.system_attrs.insert((*k).to_owned(), v.clone());
+            }
+            Arc::new(t)
+        };
+        let from = serde_json::json!({"trial": 1, "step": 4});
+        let trials = [
+            record(
+                0,
+                TrialState::Pruned,
+                &[(REPLACED_BY_ATTR, Value::from(4u64))],
+            ),
+            record(1, TrialState::Complete, &[]),
+            record(2, TrialState::Paused, &[]),
+            record(3, TrialState::Running, &[]),
+            record(4, TrialState::Complete, &[(RESUME_FROM_ATTR, from.clone())]),
+            record(5, TrialState::Waiting, &[(RESUME_FROM_ATTR, from)]),
+        ];
+        let st = Standing::of(&trials, None);
+        assert_eq!((st.children, st.replaced), (2, 1));
+        assert_eq!(st.counts.paused, 1);
+        // Trials 1, 2 (paused) and 4 (which continues 0): three configurations so far.
+        assert_eq!(st.counts.done, 3);
+        assert_eq!(st.cap(4), 6, "children do not use the budget");
     }
 
     #[test]

@@ -16,6 +16,14 @@
 //! `stdout.log` / `stderr.log`; report lines of stdout (see [`protocol`](super::protocol))
 //! also become [`Event`]s; the last [`TAIL_LINES`] lines of stderr are kept for the failure
 //! record. With `--tee` each line is also shown by the runner.
+//!
+//! # Freezing on a step
+//! With [`Launch::freeze_on_step`] (a scheduled study) the stdout reader stops the process
+//! group (SIGSTOP) the moment it reads a step's report line, before passing it on, so that
+//! the program cannot move on while the runner asks the scheduler and copies the state the
+//! program saved for that step; the runner continues it ([`Process::signal`] with SIGCONT)
+//! once it has handled the line. (A group left stopped by a runner that died is orphaned:
+//! the kernel sends it SIGHUP and SIGCONT.)
 
 use super::protocol::{self, Report, ReportError};
 use nix::sys::signal::{killpg, Signal};
@@ -62,6 +70,10 @@ pub struct Launch {
     pub stdout_log: PathBuf,
     /// Where stderr is logged.
     pub stderr_log: PathBuf,
+    /// Append to the logs (a resumed trial's next run) instead of starting them anew.
+    pub append: bool,
+    /// Stop the process group as soon as a step's report line is read (see the module docs).
+    pub freeze_on_step: bool,
     /// Shows output lines live (`--tee`).
     pub tee: Option<Tee>,
 }
@@ -96,6 +108,8 @@ pub struct Process {
     child: Child,
     pgid: Pid,
     events: Receiver<Event>,
+    /// Events already taken from `events` (to look ahead) but not handed out yet.
+    backlog: VecDeque<Event>,
     open_streams: usize,
     tail: Arc<Mutex<Tail>>,
     readers: Vec<JoinHandle<()>>,
@@ -112,7 +126,15 @@ impl Process {
             .split_first()
             .ok_or_else(|| std::io::Error::other("empty command"))?;
         let open = |path: &PathBuf| {
-            File::create(path).map_err(|e| {
+            let file = if launch.append {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+            } else {
+                File::create(path)
+            };
+            file.map_err(|e| {
                 std::io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display()))
             })
         };
@@ -139,8 +161,9 @@ impl Process {
         let mut readers = Vec::with_capacity(2);
         if let Some(out) = child.stdout.take() {
             let (tx, tee) = (tx.clone(), launch.tee.clone());
+            let freeze = launch.freeze_on_step.then_some(Pid::from_raw(pid));
             readers.push(reader_thread("stdout", move || {
-                read_stdout(out, stdout_log, &tx, tee.as_ref());
+                read_stdout(out, stdout_log, &tx, tee.as_ref(), freeze);
             })?);
         }
         if let Some(err) = child.stderr.take() {
@@ -153,6 +176,7 @@ impl Process {
             child,
             pgid: Pid::from_raw(pid),
             events,
+            backlog: VecDeque::new(),
             open_streams: readers.len(),
             tail,
             readers,
@@ -169,6 +193,12 @@ impl Process {
     /// The next event, waiting at most `timeout`; `None` when there was none. Once both
     /// streams are closed this sleeps for the timeout instead of spinning.
     pub fn next_event(&mut self, timeout: Duration) -> Option<Event> {
+        if let Some(e) = self.backlog.pop_front() {
+            if matches!(e, Event::Closed) {
+                self.open_streams = self.open_streams.saturating_sub(1);
+            }
+            return Some(e);
+        }
         if self.open_streams == 0 {
             // Drain what is left, then wait without an event source.
             if let Ok(e) = self.events.try_recv() {
@@ -190,6 +220,21 @@ impl Process {
                 None
             }
         }
+    }
+
+    /// The highest step among the report lines already read from the program but not handed
+    /// out yet: when it is above the step being handled, the program has moved on.
+    pub fn queued_step(&mut self) -> Option<u64> {
+        while let Ok(e) = self.events.try_recv() {
+            self.backlog.push_back(e);
+        }
+        self.backlog
+            .iter()
+            .filter_map(|e| match e {
+                Event::Report(r) => r.step,
+                _ => None,
+            })
+            .max()
     }
 
     /// Whether both output streams have ended.
@@ -264,6 +309,7 @@ impl Process {
                 events.push(e);
             }
         }
+        events.extend(self.backlog.drain(..));
         while let Ok(e) = self.events.try_recv() {
             events.push(e);
         }
@@ -370,11 +416,24 @@ fn read_stream(
     let _ = tx.send(Event::Closed);
 }
 
-fn read_stdout(source: impl Read, log: File, tx: &Sender<Event>, tee: Option<&Tee>) {
+/// `freeze`: the process group to stop when a step's report line is read.
+fn read_stdout(
+    source: impl Read,
+    log: File,
+    tx: &Sender<Event>,
+    tee: Option<&Tee>,
+    freeze: Option<Pid>,
+) {
     read_stream(source, Stream::Stdout, log, tx, tee, |text| {
         if let Some(parsed) = protocol::parse_line(&text) {
             let event = match parsed {
-                Ok(report) => Event::Report(report),
+                Ok(report) => {
+                    if let (Some(group), Some(_)) = (freeze, report.step) {
+                        // A group that is gone already is fine.
+                        let _ = killpg(group, Signal::SIGSTOP);
+                    }
+                    Event::Report(report)
+                }
                 Err(error) => Event::Malformed {
                     line: text.into_owned(),
                     error,
@@ -424,6 +483,8 @@ mod tests {
             cwd: None,
             stdout_log: dir.join("stdout.log"),
             stderr_log: dir.join("stderr.log"),
+            append: false,
+            freeze_on_step: false,
             tee: None,
         }
     }

@@ -3,13 +3,17 @@
 //! What defines the study is stored with it the first time, so that a run on another machine,
 //! or a `ferrotune worker` with no flags, does exactly the same thing:
 //!
-//! - by the library: directions, sampler, pruner and seed;
+//! - by the library: directions, sampler, pruner, seed, and the scheduler with its checkpoint
+//!   directory (see [`schedule`](super::schedule));
 //! - by the runner: the search space (`ferrotune:space`), the command template
 //!   (`ferrotune:command`), the metric names (`ferrotune:metrics`), and the run settings
-//!   (`ferrotune:run`: `--trials`, `--retries`, `--trial-timeout`, `--kill-grace`).
+//!   (`ferrotune:run`: `--trials`, `--retries`, `--trial-timeout`, `--kill-grace`,
+//!   `--heartbeat`, `--heartbeat-grace`).
 //!
-//! The space, the command, the metrics, the directions, the sampler, the pruner and the seed
-//! are first-writer-wins: giving another value later is an error that names the stored one.
+//! The space, the command, the metrics, the directions, the sampler, the pruner, the seed and
+//! the scheduler are first-writer-wins: giving another value later is an error that names the
+//! stored one. (`--checkpoint-dir` and `--keep-checkpoints` are stored when the study is
+//! created; given later they apply to that run only.)
 //! The run settings are the study's current budget and limits: a later run may change them
 //! (`--trials 200` extends a study of 100), and the latest values are stored.
 //!
@@ -18,12 +22,17 @@
 
 use super::duration::{format_duration, parse_duration};
 use super::progress::Mode;
+use super::schedule::ScheduleOptions;
 use super::slots::{allocate, GpuShare, Slot, SlotRequest};
 use super::template::CommandTemplate;
 use crate::space_file::{SearchSpaceFile, SPACE_ATTR};
 use crate::studies::{parse_pruner, parse_sampler};
 use anyhow::{bail, Context};
-use ferrotune::{Direction, Distribution, Heartbeat, ParamValue, SamplerSpec, Storage, Study};
+use ferrotune::schedule::SchedulerSpec;
+use ferrotune::study::StudyConfig;
+use ferrotune::{
+    Direction, Distribution, Heartbeat, ParamValue, PrunerSpec, SamplerSpec, Storage, Study,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -42,8 +51,9 @@ pub const RUN_ATTR: &str = "ferrotune:run";
 pub const DEFAULT_METRIC: &str = "value";
 /// How long a stopped trial gets between SIGTERM and SIGKILL when none is given.
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(10);
-/// How often a running trial's heartbeat is written, and how old one may get before another
-/// runner fails the trial (its runner died) and retries it under `--retries`.
+/// The default heartbeat (`--heartbeat`, `--heartbeat-grace`): how often a running trial's
+/// heartbeat is written, and how old one may get before another runner fails the trial (its
+/// runner died) and retries it under `--retries`.
 pub const HEARTBEAT: Heartbeat = Heartbeat {
     interval: Duration::from_secs(10),
     grace_period: Duration::from_secs(60),
@@ -90,6 +100,15 @@ pub struct StudyOptions {
     /// SIGKILL [default: 10s].
     #[arg(long, value_parser = parse_duration)]
     pub kill_grace: Option<Duration>,
+    /// How often the runner writes a running trial's heartbeat [default: 10s].
+    #[arg(long, value_parser = parse_duration)]
+    pub heartbeat: Option<Duration>,
+    /// How old a running trial's heartbeat may get before a runner fails it as dead (its runner
+    /// was killed or hung; retried under --retries) [default: 60s]; longer than --heartbeat.
+    #[arg(long, value_parser = parse_duration)]
+    pub heartbeat_grace: Option<Duration>,
+    #[command(flatten)]
+    pub schedule: ScheduleOptions,
     /// The program and its arguments, after `--`; `{name}` is a parameter's value, `{name?}`
     /// drops the argument when the parameter is inactive, `{{` and `}}` are braces.
     #[arg(last = true, value_name = "COMMAND")]
@@ -146,6 +165,10 @@ pub struct RunSettings {
     pub trial_timeout_s: Option<f64>,
     /// SIGTERM-to-SIGKILL grace, in seconds.
     pub kill_grace_s: Option<f64>,
+    /// Heartbeat interval, in seconds.
+    pub heartbeat_s: Option<f64>,
+    /// Heartbeat grace period, in seconds.
+    pub heartbeat_grace_s: Option<f64>,
 }
 
 impl RunSettings {
@@ -163,7 +186,36 @@ impl RunSettings {
         if let Some(g) = o.kill_grace {
             self.kill_grace_s = Some(g.as_secs_f64());
         }
+        if let Some(h) = o.heartbeat {
+            self.heartbeat_s = Some(h.as_secs_f64());
+        }
+        if let Some(g) = o.heartbeat_grace {
+            self.heartbeat_grace_s = Some(g.as_secs_f64());
+        }
         self
+    }
+
+    /// The heartbeat these settings give (the defaults where none is stored); an error when
+    /// the grace period is not longer than the interval.
+    pub fn heartbeat(&self) -> anyhow::Result<Heartbeat> {
+        let secs = |s: Option<f64>, default: Duration| {
+            s.and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .unwrap_or(default)
+        };
+        let interval = secs(self.heartbeat_s, HEARTBEAT.interval);
+        let grace_period = secs(self.heartbeat_grace_s, HEARTBEAT.grace_period);
+        if interval.is_zero() || grace_period <= interval {
+            bail!(
+                "--heartbeat-grace {} must be longer than --heartbeat {} (a live trial beats \
+                 once per interval; give the grace at least three intervals)",
+                format_duration(grace_period),
+                format_duration(interval)
+            );
+        }
+        Ok(Heartbeat {
+            interval,
+            grace_period,
+        })
     }
 
     /// Names the first setting where `given` differs from these (stored) settings:
@@ -190,6 +242,18 @@ impl RunSettings {
                 "--trial-timeout",
                 secs(self.trial_timeout_s),
                 secs(given.trial_timeout_s),
+            )
+        } else if self.heartbeat_s != given.heartbeat_s {
+            (
+                "--heartbeat",
+                secs(self.heartbeat_s),
+                secs(given.heartbeat_s),
+            )
+        } else if self.heartbeat_grace_s != given.heartbeat_grace_s {
+            (
+                "--heartbeat-grace",
+                secs(self.heartbeat_grace_s),
+                secs(given.heartbeat_grace_s),
             )
         } else {
             (
@@ -255,6 +319,12 @@ pub struct RunConfig {
     pub mode: Mode,
     /// Show trial output live.
     pub tee: bool,
+    /// The study's pause-and-resume scheduler ([`SchedulerSpec::None`] without one).
+    pub scheduler: SchedulerSpec,
+    /// `--checkpoint-dir` given to this run (absolute): replaces the stored directory.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// `--keep-checkpoints` given to this run.
+    pub keep_checkpoints: Option<usize>,
 }
 
 /// Who resolves a configuration, and so what it may change in the study.
@@ -281,6 +351,8 @@ pub fn resolve(
     role: Role,
 ) -> anyhow::Result<(RunConfig, Study)> {
     let file_space = so.space.as_deref().map(SearchSpaceFile::load).transpose()?;
+    let scheduler = so.schedule.spec()?;
+    let pruner = so.pruner.as_deref().map(parse_pruner).transpose()?;
     let given_command = (!so.command.is_empty())
         .then(|| CommandTemplate::parse(&so.command))
         .transpose()?;
@@ -351,6 +423,26 @@ pub fn resolve(
         space.env_var_names().map_err(anyhow::Error::msg)?;
     }
 
+    if existing.is_none() {
+        RunSettings::default().with(so).heartbeat()?;
+    }
+    let stored_config = existing.as_ref().and_then(StudyConfig::of);
+    let scheduled = check_schedule(
+        name,
+        so,
+        scheduler.as_ref(),
+        pruner.as_ref(),
+        stored_config.as_ref(),
+    )?;
+    let checkpoint_dir = so
+        .schedule
+        .checkpoint_dir
+        .as_ref()
+        .map(|d| {
+            std::path::absolute(d).with_context(|| format!("--checkpoint-dir {}", d.display()))
+        })
+        .transpose()?;
+
     let space_for_grid = stored_space.as_ref().or(file_space.as_ref());
     let mut builder = Study::builder()
         .storage(storage.clone())
@@ -362,11 +454,28 @@ pub fn resolve(
     if let Some(s) = &so.sampler {
         builder = builder.sampler(sampler_spec(s, space_for_grid)?);
     }
-    if let Some(p) = &so.pruner {
-        builder = builder.pruner(parse_pruner(p)?);
+    if let Some(p) = pruner {
+        builder = builder.pruner(p);
     }
     if let Some(seed) = so.seed {
         builder = builder.seed(seed);
+    }
+    if let Some(spec) = scheduler {
+        builder = builder.scheduler(spec);
+    }
+    match &checkpoint_dir {
+        Some(dir) => builder = builder.checkpoint_dir(dir),
+        None if existing.is_none() && scheduled => {
+            let root = lo.workdir.clone().unwrap_or_else(|| PathBuf::from("."));
+            let dir = root.join("ferrotune-checkpoints");
+            let dir = std::path::absolute(&dir)
+                .with_context(|| format!("checkpoint directory {}", dir.display()))?;
+            builder = builder.checkpoint_dir(dir);
+        }
+        None => {}
+    }
+    if let Some(keep) = so.schedule.keep_checkpoints {
+        builder = builder.keep_checkpoints(keep);
     }
     let study = builder.build()?;
     let directions = study.directions().to_vec();
@@ -492,7 +601,7 @@ pub fn resolve(
         retries: settings.retries,
         trial_timeout: seconds(settings.trial_timeout_s),
         kill_grace: seconds(settings.kill_grace_s).unwrap_or(DEFAULT_KILL_GRACE),
-        heartbeat: HEARTBEAT,
+        heartbeat: settings.heartbeat()?,
         slots: allocation.slots,
         slots_note: (lo.jobs.is_some())
             .then_some(allocation.limited_by)
@@ -502,8 +611,70 @@ pub fn resolve(
         timeout: lo.timeout,
         mode: Mode::choose(lo.json, lo.quiet),
         tee: lo.tee,
+        scheduler: study.config().scheduler.clone(),
+        checkpoint_dir,
+        keep_checkpoints: so.schedule.keep_checkpoints,
     };
     Ok((config, study))
+}
+
+/// Checks the scheduler flags against `--pruner`, the stored study and each other; returns
+/// whether the study runs (or will run) a scheduler.
+fn check_schedule(
+    name: &str,
+    so: &StudyOptions,
+    given: Option<&SchedulerSpec>,
+    pruner: Option<&PrunerSpec>,
+    stored: Option<&StudyConfig>,
+) -> anyhow::Result<bool> {
+    let json = |s: &SchedulerSpec| serde_json::to_string(s).unwrap_or_else(|e| format!("<{e}>"));
+    if let (Some(given), Some(stored)) = (given, stored) {
+        if *given != stored.scheduler {
+            if stored.scheduler.is_none() {
+                bail!(
+                    "study `{name}` was created without a scheduler, but this run gives {}; a \
+                     study's scheduler cannot change: drop the scheduler flags, or use a new study",
+                    json(given)
+                );
+            }
+            bail!(
+                "study `{name}` runs the scheduler {}, but this run gives {}; drop the scheduler \
+                 flags to run the stored one, or use a new study",
+                json(&stored.scheduler),
+                json(given)
+            );
+        }
+    }
+    let scheduler = given.or(stored.map(|c| &c.scheduler));
+    let scheduled = scheduler.is_some_and(|s| !s.is_none());
+    if let (Some(s), Some(p)) = (scheduler.filter(|_| scheduled), pruner) {
+        if *p != PrunerSpec::Nop {
+            bail!(
+                "--pruner {} cannot be combined with a scheduler: the {} scheduler decides which \
+                 trials stop, pause and resume, so a scheduled study has no pruner; drop \
+                 --pruner (successive halving and Hyperband that only stop trials are --pruner \
+                 asha and --pruner hyperband, without --scheduler)",
+                so.pruner.as_deref().unwrap_or_default(),
+                s.name()
+            );
+        }
+    }
+    if !scheduled
+        && (so.schedule.checkpoint_dir.is_some() || so.schedule.keep_checkpoints.is_some())
+    {
+        bail!(
+            "--checkpoint-dir and --keep-checkpoints are for a study with a scheduler; add \
+             --scheduler asha|sha|hyperband|bohb|pbt|pb2, or drop them"
+        );
+    }
+    if scheduled && stored.is_none() && so.directions.len() > 1 {
+        bail!(
+            "a scheduler ranks trials by one objective, but this run gives {} --direction; use \
+             one --direction and --metric (or a pruner without --scheduler)",
+            so.directions.len()
+        );
+    }
+    Ok(scheduled)
 }
 
 /// The `ferrotune run … --create-only` command that makes a study workers can run, with the
@@ -766,6 +937,7 @@ mod tests {
             retries: 1,
             trial_timeout_s: Some(90.0),
             kill_grace_s: None,
+            ..RunSettings::default()
         };
         let given = |o: StudyOptions| stored.clone().with(&o);
         let msg = stored.conflict(
@@ -809,6 +981,7 @@ mod tests {
             retries: 2,
             trial_timeout_s: Some(60.0),
             kill_grace_s: None,
+            ..RunSettings::default()
         };
         let given = StudyOptions {
             trials: Some(20),

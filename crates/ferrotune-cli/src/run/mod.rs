@@ -15,7 +15,12 @@
 //! - [`protocol`]: the report line format; [`child`]: the process, its output and its end;
 //! - [`slots`]: how many trials at once, with which GPUs and cores;
 //! - [`budget`]: the study-wide `--trials` cap with retries and re-queued trials;
+//! - [`schedule`]: `--scheduler` and its options (pause and resume);
 //! - [`trial`]: one trial from start to record; [`progress`]: what the user sees.
+//!
+//! With a scheduler the slots ask for work without blocking: a trial to start, a paused one to
+//! resume from its checkpoint, or a PBT child; when the scheduler has nothing to run yet (a
+//! synchronous rung still running elsewhere) the slot idles briefly and asks again.
 //!
 //! [`run`] runs the loop for a resolved [`RunConfig`], so a `ferrotune worker` ([`worker`])
 //! that takes its configuration from the study alone runs exactly the same loop.
@@ -27,6 +32,7 @@ pub mod duration;
 pub mod environment;
 pub mod progress;
 pub mod protocol;
+pub mod schedule;
 pub mod slots;
 pub mod template;
 mod trial;
@@ -37,10 +43,12 @@ pub use config::{LocalOptions, RunConfig, StudyOptions};
 use crate::storage_url::{open, Access};
 use anyhow::{bail, Context};
 use budget::Standing;
+use ferrotune::trial::TrialId;
 use ferrotune::{FrozenTrial, RetryPolicy, Storage, Study, TrialState};
 use progress::{Mode, Progress};
 use serde_json::json;
 use slots::Slot;
+use std::collections::HashSet;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -80,9 +88,21 @@ JSON file with every parameter, null when inactive), FERROTUNE_TRIAL_NUMBER, FER
 FERROTUNE_TRIAL_DIR, FERROTUNE_SLOT; CUDA_VISIBLE_DEVICES with --gpus; OMP_NUM_THREADS and
 friends with --cpus-per-trial.
 
+Pause and resume (--scheduler asha|sha|hyperband|bohb|pbt|pb2): the program reports steps 1,
+2, … up to the scheduler's last step (FERROTUNE_MAX_STEP). Before printing each step's line it
+writes its state into FERROTUNE_CHECKPOINT_DIR (an empty directory at each start); when the
+scheduler needs a checkpoint the runner copies that directory, and when the scheduler pauses
+or stops the trial the runner stops the program right after the line. A paused trial resumes
+later, on any worker: its program starts with FERROTUNE_RESUME_DIR (the checkpoint: read it,
+do not change it) and FERROTUNE_RESUME_STEP (go on at that step + 1). A PBT child starts from
+its parent's checkpoint with its own parameters. A program that ignores the resume variables
+starts over: that works, but trains the same steps again. `ferrotune helper python` has
+save_checkpoint(obj) and load_checkpoint().
+
 Ctrl-C stops the running trials (SIGTERM, then SIGKILL after --kill-grace; press again to kill
-at once), records them failed as interrupted and re-queues them; run the command again to go
-on. Exit status: 0 done, 1 every trial of this run failed, 2 error, 130 interrupted.";
+at once), records them failed as interrupted and re-queues them (paused trials stay paused);
+run the command again to go on. Exit status: 0 done, 1 every trial of this run failed, 2
+error, 130 interrupted.";
 
 /// `ferrotune run`.
 pub fn command(args: &RunArgs) -> anyhow::Result<ExitCode> {
@@ -128,7 +148,7 @@ fn created(url: &str, config: &RunConfig, study: &Study) -> anyhow::Result<()> {
         ),
         Mode::Quiet => {}
         _ => {
-            let study = crate::launch::shell_quote(&config.study);
+            let quoted = crate::launch::shell_quote(&config.study);
             let storage = if crate::storage_url::has_password(url) {
                 "(with the storage URL in FERROTUNE_STORAGE)".to_owned()
             } else {
@@ -136,16 +156,22 @@ fn created(url: &str, config: &RunConfig, study: &Study) -> anyhow::Result<()> {
             };
             let mut text = format!(
                 "study `{}` is stored ({} of {target} done); start workers on it with\n  \
-                 ferrotune worker --study {study} {storage}\nor print a Kubernetes Job or a \
-                 Slurm array of them with `ferrotune launch k8s|slurm --study {study} \
+                 ferrotune worker --study {quoted} {storage}\nor print a Kubernetes Job or a \
+                 Slurm array of them with `ferrotune launch k8s|slurm --study {quoted} \
                  --workers N …`",
                 config.study, standing.counts.done,
             );
-            if config.trials.is_none() {
+            if config.trials.is_none() && !config.scheduler.is_population() {
                 text.push_str(
                     "\nwithout --trials the workers run until they are stopped; add \
                      --trials N --create-only to give the study a budget",
                 );
+            }
+            if let Some(note) = schedule_note(config, study) {
+                text.push_str(&format!(
+                    "\n{note}: every worker must reach that directory at the same path (a \
+                     shared file system), or give --checkpoint-dir with its own mount point"
+                ));
             }
             eprintln!("{text}");
         }
@@ -204,6 +230,8 @@ pub struct RunReport {
     pub failed: u64,
     /// Trials stopped by an interruption (and re-queued).
     pub interrupted: u64,
+    /// Trials the scheduler paused (each run of a trial between two pauses counts).
+    pub paused: u64,
     /// Whether the run was interrupted.
     pub was_interrupted: bool,
     /// Whether `--timeout` ended the run (no trial was started after it).
@@ -232,7 +260,7 @@ impl RunReport {
     pub fn exit_code(&self) -> ExitCode {
         if self.was_interrupted {
             ExitCode::from(130)
-        } else if self.failed > 0 && self.complete == 0 && self.pruned == 0 {
+        } else if self.failed > 0 && self.complete == 0 && self.pruned == 0 && self.paused == 0 {
             ExitCode::from(1)
         } else {
             ExitCode::SUCCESS
@@ -267,6 +295,9 @@ pub(crate) struct Shared<'c> {
     watcher: std::thread::Thread,
     /// Slots whose loop has ended.
     slots_done: std::sync::atomic::AtomicUsize,
+    /// Running trials this runner wrote one heartbeat for while idle (see
+    /// [`Shared::adopt_orphans`]), and when it last looked.
+    adopted: Mutex<(HashSet<TrialId>, Option<Instant>)>,
 }
 
 impl Shared<'_> {
@@ -323,6 +354,7 @@ impl Shared<'_> {
             _ if interrupted => r.interrupted += 1,
             TrialState::Complete => r.complete += 1,
             TrialState::Pruned => r.pruned += 1,
+            TrialState::Paused => r.paused += 1,
             _ => r.failed += 1,
         }
     }
@@ -363,6 +395,95 @@ impl Shared<'_> {
     }
 }
 
+/// What a slot does after the study stopped handing out trials (scheduled studies).
+enum AfterStop {
+    /// Ask again now.
+    Again,
+    /// Trials still run (here or elsewhere) and may pause, be promoted or finish a rung:
+    /// ask again after a nap.
+    Wait,
+    /// Nothing left to do.
+    End,
+}
+
+impl Shared<'_> {
+    /// A runner killed between claiming a trial and its first heartbeat leaves a Running
+    /// trial without one, which no check for stale heartbeats ever finds; a scheduled study
+    /// would wait for it forever (a rung that never completes, a budget that never ends). So
+    /// while a slot idles it writes one heartbeat, once, for every Running trial it has not
+    /// seen before: a live trial's runner beats on anyway, and an orphan goes stale after the
+    /// grace period and is reaped like any dead runner's trial (a dead trial that had a
+    /// heartbeat is reaped at most one grace period later). At most once per heartbeat
+    /// interval.
+    fn adopt_orphans(&self, study: &Study) {
+        let mut adopted = self.adopted.lock().unwrap_or_else(|e| e.into_inner());
+        let (seen, last) = &mut *adopted;
+        if last.is_some_and(|at| at.elapsed() < self.config.heartbeat.interval) {
+            return;
+        }
+        *last = Some(Instant::now());
+        let running = match self
+            .storage
+            .trials(study.id(), Some(&[TrialState::Running]))
+        {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!("listing running trials failed: {e}");
+                return;
+            }
+        };
+        for t in running {
+            if seen.insert(t.id) {
+                // It may have ended meanwhile: nothing to do then.
+                let _ = self.storage.record_heartbeat(t.id);
+            }
+        }
+    }
+
+    /// A scheduled study stopped handing out trials to the instance of `generation`: the
+    /// scheduler has finished, or the trial budget is used (or the sampler has nothing left).
+    /// With the budget used, the slots go on while any trial of the study is running, since
+    /// a running trial may pause and be promoted, or finish a synchronous rung; they end once
+    /// nothing runs. A raised budget (or repeats re-counted) gives room again.
+    fn after_scheduled_stop(&self, generation: u64, reason: &str) -> anyhow::Result<AfterStop> {
+        let mut c = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if c.generation != generation {
+            return Ok(AfterStop::Again);
+        }
+        if !c.study.is_stopped() {
+            // try_ask's own answer: the scheduler has run every trial it planned.
+            tracing::info!(study = self.config.study, "no more trials: {reason}");
+            let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+            ended.get_or_insert_with(|| reason.to_owned());
+            return Ok(AfterStop::End);
+        }
+        let trials = self.storage.trials(c.study.id(), None)?;
+        let standing = Standing::of(&trials, None);
+        let settings = config::RunSettings::stored(&*self.storage, &c.study)?;
+        let budget = settings.trials.or(self.config.trials);
+        let at_cap = c.cap.is_some_and(|cap| standing.records >= cap);
+        let new_cap = budget.map(|n| standing.cap(n));
+        let room = at_cap && new_cap.is_some_and(|cap| cap > standing.records);
+        let running = trials.iter().any(|t| t.state == TrialState::Running);
+        if !room && !running {
+            tracing::info!(study = self.config.study, "no more trials: {reason}");
+            if !at_cap {
+                let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+                ended.get_or_insert_with(|| reason.to_owned());
+            }
+            return Ok(AfterStop::End);
+        }
+        c.study = open_study(self.config, &self.storage, new_cap)?;
+        c.cap = new_cap;
+        c.generation += 1;
+        Ok(if room {
+            AfterStop::Again
+        } else {
+            AfterStop::Wait
+        })
+    }
+}
+
 /// Opens the study for asking trials, with the record cap and the heartbeat and retry
 /// settings of the run.
 fn open_study(
@@ -382,6 +503,12 @@ fn open_study(
     }
     if config.retries > 0 {
         b = b.retry(RetryPolicy::any_failure(config.retries));
+    }
+    if let Some(dir) = &config.checkpoint_dir {
+        b = b.checkpoint_dir(dir);
+    }
+    if let Some(keep) = config.keep_checkpoints {
+        b = b.keep_checkpoints(keep);
     }
     Ok(b.build()?)
 }
@@ -431,8 +558,9 @@ pub fn run(config: &RunConfig, study: &Study) -> anyhow::Result<RunReport> {
         ended: Mutex::new(None),
         watcher: std::thread::current(),
         slots_done: Default::default(),
+        adopted: Mutex::new((HashSet::new(), None)),
     };
-    intro(&shared, &standing);
+    intro(&shared, study, &standing);
     let signals = Signals::install()?;
     let started = Instant::now();
     std::thread::scope(|scope| {
@@ -495,6 +623,9 @@ fn slot_loop(shared: &Shared<'_>, slot: &Slot) {
             "warning: cannot pin {slot} to its cores ({e}); its trials run on any core"
         ));
     }
+    if !shared.config.scheduler.is_none() {
+        return scheduled_slot_loop(shared, slot);
+    }
     loop {
         if shared.stop_level() != StopLevel::Run {
             return;
@@ -520,6 +651,51 @@ fn slot_loop(shared: &Shared<'_>, slot: &Slot) {
         if let Err(e) = trial::run_trial(shared, slot, &study, trial) {
             return shared.fail(e);
         }
+    }
+}
+
+/// The shortest and longest nap of an idle slot of a scheduled study.
+const IDLE_NAP: (Duration, Duration) = (Duration::from_millis(5), Duration::from_millis(200));
+
+/// A slot of a scheduled study: asks for work without blocking (a new trial, a paused one to
+/// resume, a PBT child), idles briefly while the scheduler has nothing to run, and ends when
+/// the scheduler has finished or the budget is used and nothing is left to resume.
+fn scheduled_slot_loop(shared: &Shared<'_>, slot: &Slot) {
+    let mut nap = IDLE_NAP.0;
+    let idle = |nap: &mut Duration, study: &Study| {
+        shared.adopt_orphans(study);
+        std::thread::sleep(*nap);
+        *nap = (*nap * 2).min(IDLE_NAP.1);
+    };
+    loop {
+        if shared.stop_level() != StopLevel::Run {
+            return;
+        }
+        if shared.deadline.is_some_and(|d| Instant::now() >= d) {
+            return;
+        }
+        let (generation, study) = shared.current();
+        if let Err(e) = study.fail_stale_trials() {
+            tracing::warn!("reaping trials of dead runners failed: {e}");
+        }
+        match study.try_ask() {
+            Ok(Some(trial)) => {
+                nap = IDLE_NAP.0;
+                if let Err(e) = trial::run_trial(shared, slot, &study, trial) {
+                    return shared.fail(e);
+                }
+            }
+            Ok(None) => idle(&mut nap, &study),
+            Err(ferrotune::Error::Stopped(reason)) => {
+                match shared.after_scheduled_stop(generation, &reason) {
+                    Ok(AfterStop::Again) => {}
+                    Ok(AfterStop::Wait) => idle(&mut nap, &study),
+                    Ok(AfterStop::End) => return,
+                    Err(e) => return shared.fail(e),
+                }
+            }
+            Err(e) => return shared.fail(anyhow::Error::new(e).context("asking for a trial")),
+        };
     }
 }
 
@@ -599,7 +775,36 @@ fn hostname() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-fn intro(shared: &Shared<'_>, standing: &Standing) {
+/// Where the study's checkpoints are: this run's `--checkpoint-dir`, else the stored one,
+/// with the study's own subdirectory.
+fn checkpoint_root(config: &RunConfig, study: &Study) -> Option<std::path::PathBuf> {
+    let dir = config
+        .checkpoint_dir
+        .clone()
+        .or_else(|| study.config().checkpoints.as_ref().map(|c| c.dir.clone()))?;
+    Some(
+        ferrotune::schedule::CheckpointStore::new(dir, study.name())
+            .root()
+            .to_owned(),
+    )
+}
+
+/// `asha up to step 27; checkpoints in DIR`.
+fn schedule_note(config: &RunConfig, study: &Study) -> Option<String> {
+    if config.scheduler.is_none() {
+        return None;
+    }
+    let mut note = format!("scheduler {}", config.scheduler.name());
+    if let Some(max) = config.scheduler.max_step() {
+        note.push_str(&format!(" up to step {max}"));
+    }
+    if let Some(root) = checkpoint_root(config, study) {
+        note.push_str(&format!("; checkpoints in {}", root.display()));
+    }
+    Some(note)
+}
+
+fn intro(shared: &Shared<'_>, study: &Study, standing: &Standing) {
     let config = shared.config;
     let target = config
         .trials
@@ -620,7 +825,10 @@ fn intro(shared: &Shared<'_>, standing: &Standing) {
             shared.progress.info(&format!("  {s}"));
         }
     }
-    if let Some(n) = config.trials {
+    if let Some(note) = schedule_note(config, study) {
+        shared.progress.info(&note);
+    }
+    if let Some(n) = config.trials.filter(|_| config.scheduler.is_none()) {
         if standing.counts.done >= n && standing.waiting == 0 {
             shared.progress.info(&format!(
                 "the study already has {} trials with an outcome; raise --trials to run more",
@@ -661,12 +869,14 @@ fn summary(shared: &Shared<'_>, study: &Study, report: &RunReport) -> anyhow::Re
             "complete": c.complete,
             "pruned": c.pruned,
             "failed": c.failed,
+            "paused": c.paused,
             "best": best,
             "run": {
                 "finished": report.finished,
                 "complete": report.complete,
                 "pruned": report.pruned,
                 "failed": report.failed,
+                "paused": report.paused,
                 "interrupted": report.interrupted,
                 "wall_s": report.wall.as_secs_f64(),
                 "trials_per_s": rate,
@@ -688,6 +898,15 @@ fn summary(shared: &Shared<'_>, study: &Study, report: &RunReport) -> anyhow::Re
         c.pruned,
         c.failed.saturating_sub(standing.repeats),
     );
+    if c.paused > 0 {
+        text.push_str(&format!(", {} paused", c.paused));
+    }
+    if standing.replaced > 0 {
+        text.push_str(&format!(
+            "; {} exploited member(s) go on as PBT children",
+            standing.replaced
+        ));
+    }
     if standing.repeats > 0 {
         text.push_str(&format!(
             "; {} attempt(s) that failed or were interrupted are repeated by later trials",
@@ -724,6 +943,13 @@ fn summary(shared: &Shared<'_>, study: &Study, report: &RunReport) -> anyhow::Re
         .as_ref()
     {
         text.push_str(&format!("\nno more trials: {reason}"));
+    } else if c.paused > 0 && !config.scheduler.is_none() {
+        text.push_str(&format!(
+            "\n{} trial(s) stay paused at a rung the scheduler did not promote them from within \
+             the budget; raise --trials to let it start and promote more (their checkpoints are \
+             kept)",
+            c.paused
+        ));
     } else if report.timed_out {
         text.push_str(&format!(
             "\n--timeout {} passed: no trial was started after it; run again to go on",
@@ -732,7 +958,12 @@ fn summary(shared: &Shared<'_>, study: &Study, report: &RunReport) -> anyhow::Re
                 .map_or_else(String::new, duration::format_duration)
         ));
     }
-    if !report.was_interrupted && report.failed > 0 && report.complete == 0 && report.pruned == 0 {
+    if !report.was_interrupted
+        && report.failed > 0
+        && report.complete == 0
+        && report.pruned == 0
+        && report.paused == 0
+    {
         text.push_str(&format!(
             "\nevery trial of this run failed; see the reasons above and the logs in {}",
             config.workdir.display()

@@ -58,6 +58,8 @@ pub struct Counts {
     pub pruned: u64,
     /// Failed attempts (retried or not).
     pub failed: u64,
+    /// Trials paused by the scheduler (they count as done until they are resumed).
+    pub paused: u64,
     /// Trials this runner is running now.
     pub running: u64,
     /// The best value and its trial (one objective).
@@ -76,8 +78,12 @@ pub struct Finished<'a> {
     pub duration: Duration,
     /// The trial's directory.
     pub dir: &'a Path,
-    /// The step at which it was pruned.
-    pub pruned_at: Option<u64>,
+    /// The step at which it was pruned or paused.
+    pub at_step: Option<u64>,
+    /// The step it resumed after (its own checkpoint, or a PBT parent's).
+    pub resumed_from: Option<u64>,
+    /// The PBT child that continues it (an exploited member).
+    pub continued_as: Option<u64>,
     /// The number of the trial that repeats it (a retry, or after an interruption).
     pub requeued_as: Option<u64>,
     /// Whether it was stopped by Ctrl-C.
@@ -156,6 +162,9 @@ impl Progress {
             "running {} · pruned {} · failed {}",
             c.running, c.pruned, c.failed
         );
+        if c.paused > 0 {
+            msg.push_str(&format!(" · paused {}", c.paused));
+        }
         if let Some((v, n)) = c.best {
             msg.push_str(&format!(" · best {} (#{n})", short(v)));
         }
@@ -197,6 +206,15 @@ impl Progress {
         self.redraw();
     }
 
+    /// A paused trial was resumed: it is no longer done.
+    pub fn resumed(&self) {
+        let mut c = self.lock();
+        c.paused = c.paused.saturating_sub(1);
+        c.done = c.done.saturating_sub(1);
+        drop(c);
+        self.redraw();
+    }
+
     /// A trial ended without an outcome of its own (it could not be started, or another
     /// worker finished it).
     pub fn abandoned(&self) {
@@ -213,7 +231,7 @@ impl Progress {
         {
             let mut c = self.lock();
             c.running = c.running.saturating_sub(1);
-            if f.requeued_as.is_none() {
+            if f.requeued_as.is_none() && f.continued_as.is_none() {
                 c.done += 1;
             }
             match t.state {
@@ -227,6 +245,7 @@ impl Progress {
                     }
                 }
                 TrialState::Pruned => c.pruned += 1,
+                TrialState::Paused => c.paused += 1,
                 _ => c.failed += 1,
             }
         }
@@ -257,19 +276,47 @@ impl Progress {
         };
         let took = format_duration(f.duration);
         let params = compact_params(f.params);
+        let resumed = f
+            .resumed_from
+            .map_or_else(String::new, |s| format!(" (resumed after step {s})"));
         match t.state {
             TrialState::Complete => format!(
-                "trial {}  complete  {}  {took}  {params}{}",
+                "trial {}  complete{resumed}  {}  {took}  {params}{}",
                 t.number,
                 values(),
                 if new_best { "  (new best)" } else { "" }
             ),
-            TrialState::Pruned => format!(
-                "trial {}  pruned{}  {}  {took}  {params}",
+            TrialState::Pruned if f.continued_as.is_some() => format!(
+                "trial {}  exploited{}{resumed}: continues as trial {}  {}  {took}  {params}",
                 t.number,
-                f.pruned_at
+                f.at_step
+                    .map_or_else(String::new, |s| format!(" at step {s}")),
+                f.continued_as.unwrap_or_default(),
+                values()
+            ),
+            TrialState::Pruned => format!(
+                "trial {}  pruned{}{resumed}  {}  {took}  {params}",
+                t.number,
+                f.at_step
                     .map_or_else(String::new, |s| format!(" at step {s}")),
                 values()
+            ),
+            TrialState::Paused => format!(
+                "trial {}  paused{}{resumed}  {}  {took}  {params}",
+                t.number,
+                f.at_step
+                    .map_or_else(String::new, |s| format!(" at step {s}")),
+                t.intermediate_values
+                    .values()
+                    .next_back()
+                    .map(|v| f
+                        .metrics
+                        .iter()
+                        .zip(v)
+                        .map(|(m, x)| format!("{m}={}", short(*x)))
+                        .collect::<Vec<_>>()
+                        .join(" "))
+                    .unwrap_or_default()
             ),
             _ if f.interrupted => format!(
                 "trial {}  interrupted{}",
@@ -352,7 +399,10 @@ pub fn trial_json(f: &Finished<'_>) -> Value {
         "values": values,
         "params": f.params,
         "duration_s": f.duration.as_secs_f64(),
-        "pruned_at_step": f.pruned_at,
+        "pruned_at_step": (t.state == TrialState::Pruned).then_some(f.at_step).flatten(),
+        "paused_at_step": (t.state == TrialState::Paused).then_some(f.at_step).flatten(),
+        "resumed_from_step": f.resumed_from,
+        "continued_as": f.continued_as,
         "reason": t.fail_reason,
         "requeued_as": f.requeued_as,
         "dir": f.dir.display().to_string(),
@@ -397,7 +447,9 @@ mod tests {
             metrics: &metrics,
             duration: Duration::from_millis(1500),
             dir: Path::new("/r/trial-3"),
-            pruned_at: None,
+            at_step: None,
+            resumed_from: None,
+            continued_as: None,
             requeued_as: None,
             interrupted: false,
             stderr_tail: &[],
@@ -421,5 +473,39 @@ mod tests {
             line.contains("complete  loss=0.25 acc=NaN  1.5s  lr=0.1  (new best)"),
             "{line}"
         );
+
+        // Scheduled trials: paused at a rung, and exploited by PBT.
+        let mut paused = FrozenTrial::new_running(ferrotune::trial::TrialId(4), 4);
+        paused.state = TrialState::Paused;
+        paused.intermediate_values.insert(3, vec![0.5, 0.9]);
+        let f = Finished {
+            trial: &paused,
+            at_step: Some(3),
+            resumed_from: Some(1),
+            ..f
+        };
+        let line = p.trial_line(&f, false);
+        assert!(
+            line.starts_with("trial 4  paused at step 3 (resumed after step 1)  loss=0.5 acc=0.9"),
+            "{line}"
+        );
+        let v = trial_json(&f);
+        assert_eq!(v["state"], "paused");
+        assert_eq!(v["paused_at_step"], 3);
+        assert_eq!(v["pruned_at_step"], Value::Null);
+        let mut exploited = paused.clone();
+        exploited.state = TrialState::Pruned;
+        let f = Finished {
+            trial: &exploited,
+            resumed_from: None,
+            continued_as: Some(9),
+            ..f
+        };
+        let line = p.trial_line(&f, false);
+        assert!(
+            line.starts_with("trial 4  exploited at step 3: continues as trial 9"),
+            "{line}"
+        );
+        assert_eq!(trial_json(&f)["continued_as"], 9);
     }
 }

@@ -11,6 +11,34 @@
 //! | `--trial-timeout` passed | Fail | `timed out after 30m` |
 //! | Ctrl-C / SIGTERM to the runner | Fail, re-queued (not a retry) | `interrupted by Ctrl-C` |
 //!
+//! # With a scheduler
+//! The runner gives the program an empty scratch directory (`FERROTUNE_CHECKPOINT_DIR`, the
+//! trial directory's `checkpoint/`), into which the program writes its state before it prints
+//! each step's report line. From the moment the runner reads a step's line until the
+//! scheduler has answered (and the state is copied, if it needed a checkpoint), the program's
+//! process group is frozen (SIGSTOP, then SIGCONT), so the state copied is the one of that
+//! step; then the runner writes the step into `FERROTUNE_ACK_FILE`. (The freeze comes from the
+//! thread reading the program's output, which a busy machine may wake late; a program that
+//! waits for the acknowledgement before it changes its saved state, as the Python helper
+//! does, can never have a later state copied.) The answers:
+//!
+//! | scheduler's answer | what the runner does | state |
+//! |---|---|---|
+//! | continue | nothing | |
+//! | checkpoint (PBT) | copies the scratch directory into the checkpoint | |
+//! | pause | copies it, stops the program (SIGTERM, SIGKILL after the grace) | Paused |
+//! | stop (a rung not promoted) | stops the program | Pruned |
+//! | exploit (PBT) | stops the program; a child trial goes on from the winner's checkpoint | Pruned |
+//! | complete (the last step) | lets the program exit | Complete |
+//!
+//! Steps count from 1; a resumed trial (or PBT child) goes on after its checkpoint's step, so
+//! its reports of earlier steps (a program that ignored `FERROTUNE_RESUME_DIR` and started
+//! over) are ignored. A program that exits (status 0) before the scheduler's last step fails,
+//! and so does a step 0. Reports past the last step stop the program: the trial completes with
+//! its value at the last step. A resumed trial keeps its directory: its logs go on in the same
+//! files. The scratch directory of a paused or stopped trial is removed (what the scheduler
+//! needs is in its checkpoint); a complete trial keeps its final state there.
+//!
 //! A failed trial keeps the last 50 lines of its stderr in the `ferrotune:stderr_tail` system
 //! attribute and how it exited in `ferrotune:exit`; where and how it ran (host, pid, directory,
 //! command line, slot) is in `ferrotune:process`. Complete and pruned trials keep every metric
@@ -20,20 +48,22 @@
 
 use super::child::{describe_status, Event, Launch, Process, Stream};
 use super::duration::format_duration;
-use super::environment::{params_json, trial_env, TrialIdentity};
+use super::environment::{params_json, trial_env, ScheduleEnv, TrialIdentity};
 use super::progress::{self, Finished};
 use super::protocol::Report;
 use super::slots::{cpu_list, Slot};
 use super::template::shell_words;
 use super::{budget, Shared, StopLevel};
 use anyhow::Context;
+use ferrotune::study::REPLACED_BY_ATTR;
 use ferrotune::trial::TrialId;
-use ferrotune::{FrozenTrial, ParamValue, Storage, Study, Trial, TrialState};
+use ferrotune::{FrozenTrial, ParamValue, Storage, Study, Trial, TrialError, TrialState};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -44,13 +74,26 @@ const POLL: Duration = Duration::from_millis(100);
 const DRAIN: Duration = Duration::from_secs(5);
 /// The longest stderr line quoted in a failure reason.
 const REASON_LINE_CHARS: usize = 200;
+/// The scratch directory inside the trial directory (`FERROTUNE_CHECKPOINT_DIR`).
+pub const SCRATCH_DIR: &str = "checkpoint";
+/// The acknowledgement file inside the trial directory (`FERROTUNE_ACK_FILE`).
+pub const ACK_FILE: &str = ".ferrotune-ack";
 
 /// Why the runner stopped a trial's process.
 #[derive(Debug, Clone)]
 enum Stop {
+    /// The pruner, or the scheduler (a rung not promoted, a PBT exploit), stopped it.
     Pruned {
         step: u64,
     },
+    /// The scheduler paused it after saving its checkpoint.
+    Paused {
+        step: u64,
+    },
+    /// It reported a step past the scheduler's last one: it is complete.
+    PastLastStep,
+    /// It broke the pause-and-resume protocol, or the scheduler could not take its report.
+    Broken(String),
     TimedOut(Duration),
     Interrupted,
     /// Another runner finished the trial meanwhile (this one's heartbeat was late).
@@ -63,6 +106,10 @@ enum Outcome {
     Complete(Vec<f64>),
     Pruned {
         step: Option<u64>,
+    },
+    /// Paused by the scheduler, its checkpoint saved.
+    Paused {
+        step: u64,
     },
     Failed(String),
     /// Failed, then re-queued without counting as a retry.
@@ -81,6 +128,10 @@ struct Info {
     exit: Option<String>,
     tail: Vec<String>,
     metrics: BTreeMap<String, f64>,
+    /// The checkpoint this run resumed from: (trial that saved it, step).
+    resumed_from: Option<(u64, u64)>,
+    /// The scratch directory of a scheduled trial.
+    scratch: Option<PathBuf>,
 }
 
 /// Runs one trial the study just handed out, to its recorded end. Errors are the runner's
@@ -94,6 +145,10 @@ pub(super) fn run_trial(
     let number = trial.number();
     shared.progress.started();
     beat(&**study.storage(), trial.frozen().id);
+    let resumed_from = trial.resume_from().map(|c| (c.id().trial, c.step()));
+    if resumed_from.is_some_and(|(from, _)| from == number) {
+        shared.progress.resumed();
+    }
     let mut info = Info {
         dir: shared.config.workdir.join(format!("trial-{number}")),
         params: BTreeMap::new(),
@@ -103,6 +158,8 @@ pub(super) fn run_trial(
         exit: None,
         tail: Vec::new(),
         metrics: BTreeMap::new(),
+        resumed_from,
+        scratch: None,
     };
     match execute(shared, slot, &mut trial, &mut info) {
         Ok(outcome) => conclude(shared, slot, study, trial, outcome, &info),
@@ -144,10 +201,32 @@ fn execute(
         Ok(a) => a,
         Err(e) => return Ok(Outcome::Failed(e.to_string())),
     };
-    prepare_dir(&info.dir)?;
+    // A trial resumed from its own checkpoint goes on in its directory.
+    let own_resume = info
+        .resumed_from
+        .is_some_and(|(from, _)| from == trial.number());
+    if own_resume {
+        std::fs::create_dir_all(&info.dir)
+            .with_context(|| format!("creating {}", info.dir.display()))?;
+    } else {
+        prepare_dir(&info.dir)?;
+    }
     let params_file = info.dir.join("params.json");
     std::fs::write(&params_file, params_json(&info.params))
         .with_context(|| format!("writing {}", params_file.display()))?;
+    let scheduled = !config.scheduler.is_none();
+    let ack = info.dir.join(ACK_FILE);
+    if scheduled {
+        let scratch = info.dir.join(SCRATCH_DIR);
+        empty_dir(&scratch)?;
+        info.scratch = Some(scratch);
+        match std::fs::remove_file(&ack) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {}", ack.display())),
+        }
+    }
+    let resume_dir = trial.resume_from().map(|c| c.dir().to_owned());
     let env = trial_env(
         &TrialIdentity {
             study: &config.study,
@@ -155,6 +234,14 @@ fn execute(
             dir: &info.dir,
             params_file: &params_file,
             slot,
+            schedule: info.scratch.as_deref().map(|scratch| ScheduleEnv {
+                checkpoint_dir: scratch,
+                ack_file: &ack,
+                max_step: config.scheduler.max_step(),
+                resume: resume_dir
+                    .as_deref()
+                    .zip(info.resumed_from.map(|(_, step)| step)),
+            }),
         },
         &info.params,
         &config.env_names,
@@ -173,6 +260,8 @@ fn execute(
         cwd: config.chdir.then(|| info.dir.clone()),
         stdout_log: info.dir.join("stdout.log"),
         stderr_log: info.dir.join("stderr.log"),
+        append: own_resume,
+        freeze_on_step: scheduled,
         tee,
     };
     let mut process = match Process::spawn(launch) {
@@ -197,24 +286,54 @@ fn execute(
     if let Err(e) = storage.set_trial_system_attr(trial.frozen().id, "ferrotune:process", &record) {
         tracing::warn!(trial = trial.number(), "cannot record the process: {e}");
     }
-    let outcome = watch(shared, trial, &mut process, info);
+    let schedule = info.scratch.clone().map(|scratch| {
+        let trained = info.resumed_from.map_or(0, |(_, step)| step);
+        Scheduled {
+            last_step: config.scheduler.max_step().unwrap_or(u64::MAX),
+            trained,
+            scratch,
+            ack: ack.clone(),
+            last: trained,
+            reached_last: false,
+            heartbeat: config.heartbeat.interval,
+            ignored: 0,
+            warned_order: false,
+            warned_empty: false,
+        }
+    });
+    let outcome = watch(shared, trial, &mut process, info, schedule);
     shared.add_busy(info.duration);
     outcome
 }
 
-/// Watches the process until it exits: records reports, asks the pruner, enforces the time
-/// limit and Ctrl-C, keeps the heartbeat.
+/// Empties (or creates) a directory.
+fn empty_dir(dir: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("emptying {}", dir.display())),
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
+}
+
+/// Watches the process until it exits: records reports, asks the pruner or the scheduler,
+/// enforces the time limit and Ctrl-C, keeps the heartbeat.
 fn watch(
     shared: &Shared<'_>,
     trial: &mut Trial<'_>,
     process: &mut Process,
     info: &mut Info,
+    schedule: Option<Scheduled>,
 ) -> anyhow::Result<Outcome> {
     let config = shared.config;
     let storage = trial.study().storage().clone();
     let id = trial.frozen().id;
     let grace = config.kill_grace;
-    let mut reports = Reports::default();
+    let scheduled = schedule.is_some();
+    let mut reports = Reports {
+        schedule,
+        ..Reports::default()
+    };
     let mut stop: Option<(Stop, Instant)> = None;
     let mut killed = false;
     let mut last_beat = Instant::now();
@@ -242,11 +361,33 @@ fn watch(
         }
         if let Some(event) = process.next_event(wait) {
             let running = stop.is_none();
-            if let Some(s) = reports.handle(event, trial, config, running, running) {
+            // In a scheduled study the reader stopped the program on this line, so that the
+            // state in its scratch directory stays the one of this step while the scheduler
+            // decides.
+            let step_line = match &event {
+                Event::Report(r) if scheduled => r.step,
+                _ => None,
+            };
+            let frozen = step_line.is_some();
+            let ahead = if frozen { process.queued_step() } else { None };
+            let moment = Moment {
+                record: running,
+                may_stop: running,
+                ahead,
+            };
+            if let Some(s) = reports.handle(event, trial, config, moment) {
                 if stop.is_none() {
                     stop = Some((s, Instant::now()));
                     process.signal(Signal::SIGTERM);
                 }
+            }
+            if let (Some(step), Some(s)) = (step_line, &reports.schedule) {
+                acknowledge(&s.ack, step);
+            }
+            if frozen && ahead.is_none() {
+                // Go on (a program being stopped gets its pending SIGTERM now); with more step
+                // lines already read it stays stopped until the last of them is handled.
+                process.signal(Signal::SIGCONT);
             }
         }
         match shared.stop_level() {
@@ -285,9 +426,28 @@ fn watch(
         }
     };
     info.duration = process.started.elapsed();
-    for event in process.finish_output(DRAIN) {
-        // Reports that came with a normal exit are recorded; nothing is pruned any more.
-        reports.handle(event, trial, config, stop.is_none(), false);
+    let events = process.finish_output(DRAIN);
+    let steps: Vec<Option<u64>> = events
+        .iter()
+        .map(|e| match e {
+            Event::Report(r) => r.step,
+            _ => None,
+        })
+        .collect();
+    for (k, event) in events.into_iter().enumerate() {
+        // Reports that came with a normal exit are recorded; nothing is pruned any more, but
+        // a scheduler still takes them (the last step may arrive with the exit).
+        let record = stop.is_none();
+        let moment = Moment {
+            record,
+            may_stop: record && scheduled,
+            ahead: steps[k + 1..].iter().flatten().max().copied(),
+        };
+        if let Some(s) = reports.handle(event, trial, config, moment) {
+            if stop.is_none() {
+                stop = Some((s, Instant::now()));
+            }
+        }
     }
     info.exit = Some(describe_status(status));
     info.tail = process.stderr_tail();
@@ -295,6 +455,12 @@ fn watch(
     let tail_hint = tail_hint(&info.tail);
     Ok(match stop.map(|(s, _)| s) {
         Some(Stop::Pruned { step }) => Outcome::Pruned { step: Some(step) },
+        Some(Stop::Paused { step }) => Outcome::Paused { step },
+        Some(Stop::PastLastStep) => match reports.values(&config.metrics) {
+            Ok(values) => Outcome::Complete(values),
+            Err(missing) => Outcome::Failed(missing),
+        },
+        Some(Stop::Broken(reason)) => Outcome::Failed(reason),
         Some(Stop::TimedOut(limit)) => Outcome::Failed(format!(
             "timed out after {} (--trial-timeout){tail_hint}",
             format_duration(limit)
@@ -304,11 +470,49 @@ fn watch(
         None if !status.success() => {
             Outcome::Failed(format!("{}{tail_hint}", describe_status(status)))
         }
-        None => match reports.values(&config.metrics) {
-            Ok(values) => Outcome::Complete(values),
-            Err(missing) => Outcome::Failed(missing + &misplaced(process.misplaced_reports())),
+        None => match reports.short_of_last_step(&config.metrics[0]) {
+            Some(reason) => Outcome::Failed(reason + &misplaced(process.misplaced_reports())),
+            None => match reports.values(&config.metrics) {
+                Ok(values) => Outcome::Complete(values),
+                Err(missing) => Outcome::Failed(missing + &misplaced(process.misplaced_reports())),
+            },
         },
     })
+}
+
+/// When a report is handled.
+#[derive(Clone, Copy, Debug)]
+struct Moment {
+    /// Intermediate values go to the study (not once the runner stopped the trial).
+    record: bool,
+    /// The pruner, or the scheduler, is asked after them.
+    may_stop: bool,
+    /// The highest step the program reported after this line (already read, not yet
+    /// handled).
+    ahead: Option<u64>,
+}
+
+/// A scheduled trial's side of the pause-and-resume protocol.
+#[derive(Debug)]
+struct Scheduled {
+    /// The scheduler's last step: a trial that reports it is complete.
+    last_step: u64,
+    /// The step this run resumed after (0 for a fresh trial): reports up to it are ignored.
+    trained: u64,
+    /// `FERROTUNE_CHECKPOINT_DIR`.
+    scratch: PathBuf,
+    /// `FERROTUNE_ACK_FILE`.
+    ack: PathBuf,
+    /// The highest step the scheduler took.
+    last: u64,
+    /// Whether the scheduler took the last step.
+    reached_last: bool,
+    /// How often to beat while a checkpoint is copied.
+    heartbeat: Duration,
+    /// Reports of steps already trained before this run.
+    ignored: u64,
+    warned_order: bool,
+    warned_empty: bool,
 }
 
 /// What the program reported.
@@ -322,22 +526,21 @@ struct Reports {
     first_malformed: Option<String>,
     /// A storage or pruner problem was already warned about.
     warned: bool,
+    /// With a scheduler.
+    schedule: Option<Scheduled>,
 }
 
 impl Reports {
-    /// Takes one event; returns a reason to stop the process (pruned, or lost). `record`:
-    /// intermediate values go to the study (not once the runner stopped the trial);
-    /// `may_prune`: the pruner is asked after them.
+    /// Takes one event; returns a reason to stop the process (pruned, paused, lost, …).
     fn handle(
         &mut self,
         event: Event,
         trial: &mut Trial<'_>,
         config: &super::RunConfig,
-        record: bool,
-        may_prune: bool,
+        moment: Moment,
     ) -> Option<Stop> {
         match event {
-            Event::Report(r) => self.report(r, trial, config, record, may_prune),
+            Event::Report(r) => self.report(r, trial, config, moment),
             Event::Malformed { line, error } => {
                 self.malformed += 1;
                 if self.first_malformed.is_none() {
@@ -355,11 +558,15 @@ impl Reports {
         r: Report,
         trial: &mut Trial<'_>,
         config: &super::RunConfig,
-        record: bool,
-        may_prune: bool,
+        moment: Moment,
     ) -> Option<Stop> {
-        if !record {
+        if !moment.record {
             return None;
+        }
+        if self.schedule.is_some() {
+            if let Some(step) = r.step {
+                return self.report_scheduled(step, r, trial, config, moment);
+            }
         }
         for (name, v) in &r.metrics {
             self.latest.insert(name.clone(), *v);
@@ -373,7 +580,7 @@ impl Reports {
         if let Err(e) = trial.report_values(step, &values) {
             return self.problem(trial, "recording a report", e);
         }
-        if !may_prune {
+        if !moment.may_stop {
             return None;
         }
         match trial.should_prune() {
@@ -383,18 +590,181 @@ impl Reports {
         }
     }
 
+    /// A step's report in a scheduled study: checked, recorded, and answered by the
+    /// scheduler, which may need the program's state copied into a checkpoint.
+    fn report_scheduled(
+        &mut self,
+        step: u64,
+        r: Report,
+        trial: &mut Trial<'_>,
+        config: &super::RunConfig,
+        moment: Moment,
+    ) -> Option<Stop> {
+        let number = trial.number();
+        let s = self.schedule.as_mut()?;
+        if step == 0 {
+            return Some(Stop::Broken(
+                "the program reported step 0, but with a scheduler steps count from 1: report \
+                 `ferrotune: step=1 …` after the first step of training (a resumed trial goes on \
+                 at FERROTUNE_RESUME_STEP + 1)"
+                    .to_owned(),
+            ));
+        }
+        if step <= s.trained {
+            if s.ignored == 0 {
+                tracing::warn!(
+                    trial = number,
+                    "the program reported step {step}, but it resumed after step {} \
+                     (FERROTUNE_RESUME_STEP): it started over instead of loading \
+                     FERROTUNE_RESUME_DIR; reports up to step {} are ignored",
+                    s.trained,
+                    s.trained
+                );
+            }
+            s.ignored += 1;
+            return None;
+        }
+        if step <= s.last {
+            if !s.warned_order {
+                s.warned_order = true;
+                tracing::warn!(
+                    trial = number,
+                    "step {step} came after step {}; with a scheduler steps must increase, so \
+                     it is ignored",
+                    s.last
+                );
+            }
+            return None;
+        }
+        if step > s.last_step {
+            if s.reached_last {
+                return Some(Stop::PastLastStep);
+            }
+            return Some(Stop::Broken(format!(
+                "the program reported step {step} before the scheduler's last step {} \
+                 (FERROTUNE_MAX_STEP): report every step the scheduler may stop at, up to {}",
+                s.last_step, s.last_step
+            )));
+        }
+        for (name, v) in &r.metrics {
+            self.latest.insert(name.clone(), *v);
+        }
+        let value = r.get(&config.metrics[0])?;
+        s.last = step;
+        if step == s.last_step {
+            s.reached_last = true;
+        }
+        if let Some(ahead) = moment.ahead.filter(|&a| a > step) {
+            tracing::warn!(
+                trial = number,
+                "the program had already reported step {ahead} when the runner read step \
+                 {step}: if the scheduler saves a checkpoint at step {step}, it holds a later \
+                 state; flush stdout after each report line"
+            );
+        }
+        if !moment.may_stop {
+            // Not reached: a scheduled report is always answered.
+            return None;
+        }
+        let storage = trial.study().storage().clone();
+        let id = trial.frozen().id;
+        let scratch = s.scratch.clone();
+        let every = s.heartbeat;
+        let empty = AtomicBool::new(false);
+        let answer = trial.report_scheduled(step, value, |w| {
+            let copied = with_heartbeat(&*storage, id, every, || copy_dir(&scratch, w.dir()));
+            match copied {
+                Ok(0) => {
+                    empty.store(true, Ordering::Relaxed);
+                    Ok(())
+                }
+                Ok(_) => Ok(()),
+                Err(e) => Err(format!(
+                    "copying {} into the checkpoint {}: {e}",
+                    scratch.display(),
+                    w.dir().display()
+                )),
+            }
+        });
+        if empty.load(Ordering::Relaxed) && !s.warned_empty {
+            s.warned_empty = true;
+            tracing::warn!(
+                trial = number,
+                "the scheduler saved a checkpoint at step {step} but {} \
+                 (FERROTUNE_CHECKPOINT_DIR) is empty: the trial will start over when it \
+                 resumes; write the state there before printing each report line",
+                s.scratch.display()
+            );
+        }
+        match answer {
+            Ok(()) => None,
+            Err(TrialError::Pruned) => Some(Stop::Pruned { step }),
+            Err(TrialError::Paused) => Some(Stop::Paused { step }),
+            Err(TrialError::Failed(e)) => {
+                if let Some(ferrotune::Error::TrialFinished { state, .. }) =
+                    e.downcast_ref::<ferrotune::Error>()
+                {
+                    return Some(lost(*state));
+                }
+                Some(Stop::Broken(format!(
+                    "the scheduler could not take the report of step {step}: {e}"
+                )))
+            }
+        }
+    }
+
     fn problem(&mut self, trial: &Trial<'_>, what: &str, e: ferrotune::Error) -> Option<Stop> {
         if let ferrotune::Error::TrialFinished { state, .. } = e {
-            return Some(Stop::Lost(format!(
-                "another runner recorded it as {state} meanwhile (this runner's heartbeat was \
-                 late); its process was stopped"
-            )));
+            return Some(lost(state));
         }
         if !self.warned {
             self.warned = true;
             tracing::warn!(trial = trial.number(), "{what} failed: {e}");
         }
         None
+    }
+
+    /// Why a scheduled trial that exited with status 0 is not complete: it stopped before
+    /// the scheduler's last step. `None` without a scheduler, or when it reached it.
+    fn short_of_last_step(&self, metric: &str) -> Option<String> {
+        let s = self.schedule.as_ref()?;
+        if s.reached_last {
+            return None;
+        }
+        let mut reason = if s.last > s.trained {
+            format!(
+                "the program exited (status 0) after step {}, but the scheduler trains trials \
+                 to step {} (FERROTUNE_MAX_STEP): train up to it, or lower --max-resource",
+                s.last, s.last_step
+            )
+        } else {
+            format!(
+                "the program exited (status 0) without reporting a step{}; with a scheduler it \
+                 reports `ferrotune: step=N {metric}=…` after every step up to {} \
+                 (FERROTUNE_MAX_STEP)",
+                if s.trained > 0 {
+                    format!(" after {} (FERROTUNE_RESUME_STEP)", s.trained)
+                } else {
+                    String::new()
+                },
+                s.last_step
+            )
+        };
+        if s.ignored > 0 {
+            reason.push_str(&format!(
+                "; {} report(s) of steps up to {} were ignored: the trial resumed after step {} \
+                 (load FERROTUNE_RESUME_DIR and go on at FERROTUNE_RESUME_STEP + 1)",
+                s.ignored, s.trained, s.trained
+            ));
+        }
+        if let Some(first) = &self.first_malformed {
+            reason.push_str(&format!(
+                "; {} report line(s) were malformed (steps are whole numbers from 1), the \
+                 first: {first}",
+                self.malformed
+            ));
+        }
+        Some(reason)
     }
 
     /// The objective values: each metric's final value, or its last intermediate one; an
@@ -426,6 +796,74 @@ impl Reports {
         }
         Ok(values)
     }
+}
+
+fn lost(state: TrialState) -> Stop {
+    Stop::Lost(format!(
+        "another runner recorded it as {state} meanwhile (this runner's heartbeat was late); its \
+         process was stopped"
+    ))
+}
+
+/// Tells the program that the runner has handled its report of `step` (see the module docs).
+fn acknowledge(file: &Path, step: u64) {
+    if let Err(e) = std::fs::write(file, format!("{step}\n")) {
+        tracing::warn!(
+            "cannot write {} (the program may wait for it): {e}",
+            file.display()
+        );
+    }
+}
+
+/// Runs `work` while a thread keeps the trial's heartbeat (a large checkpoint may take longer
+/// to copy than the grace period).
+fn with_heartbeat<T>(
+    storage: &dyn Storage,
+    id: TrialId,
+    every: Duration,
+    work: impl FnOnce() -> T,
+) -> T {
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let beater = scope.spawn(|| {
+            while !done.load(Ordering::SeqCst) {
+                std::thread::park_timeout(every);
+                if !done.load(Ordering::SeqCst) {
+                    beat(storage, id);
+                }
+            }
+        });
+        let out = work();
+        done.store(true, Ordering::SeqCst);
+        beater.thread().unpark();
+        out
+    })
+}
+
+/// Copies the contents of `from` into the existing directory `to` (files, directories and
+/// symbolic links, recursively); returns how many files it copied.
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<u64> {
+    let mut files = 0;
+    let entries = match std::fs::read_dir(from) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            std::fs::create_dir(&target)?;
+            files += copy_dir(&entry.path(), &target)?;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+            files += 1;
+        }
+    }
+    Ok(files)
 }
 
 fn misplaced(n: usize) -> String {
@@ -462,6 +900,21 @@ fn conclude(
     let number = trial.number();
     let id = trial.frozen().id;
     let storage = study.storage().clone();
+    let continued_as = trial
+        .frozen()
+        .system_attrs
+        .get(REPLACED_BY_ATTR)
+        .and_then(Value::as_u64);
+    // The state a paused or stopped trial left behind is in its checkpoint, or not needed.
+    // Removed before the outcome is told: another slot may resume a paused trial at once, and
+    // give it a fresh scratch directory.
+    if let (Some(scratch), Outcome::Paused { .. } | Outcome::Pruned { .. }) =
+        (&info.scratch, &outcome)
+    {
+        if let Err(e) = std::fs::remove_dir_all(scratch) {
+            tracing::warn!("cannot remove {}: {e}", scratch.display());
+        }
+    }
     let told = match &outcome {
         Outcome::Complete(values) => {
             set_metrics(&mut trial, info).and_then(|()| study.tell(trial, values.clone()))
@@ -469,6 +922,11 @@ fn conclude(
         Outcome::Pruned { .. } => {
             set_metrics(&mut trial, info).and_then(|()| study.tell_pruned(trial))
         }
+        Outcome::Paused { .. } => set_metrics(&mut trial, info).and_then(|()| {
+            let mut record = trial.frozen().clone();
+            record.state = TrialState::Paused;
+            study.tell_paused(trial).map(|()| Arc::new(record))
+        }),
         Outcome::Failed(reason) | Outcome::Interrupted(reason) => {
             record_failure(
                 &*storage,
@@ -508,10 +966,20 @@ fn conclude(
     } else {
         None
     };
-    write_trial_log(slot, &finished, info, requeued_as, interrupted);
+    let continued_as = continued_as.filter(|_| finished.state == TrialState::Pruned);
+    write_trial_log(
+        slot,
+        &finished,
+        info,
+        &outcome,
+        requeued_as,
+        continued_as,
+        interrupted,
+    );
     shared.count(&finished, interrupted);
-    let pruned_at = match outcome {
+    let at_step = match outcome {
         Outcome::Pruned { step } => step,
+        Outcome::Paused { step } => Some(step),
         _ => None,
     };
     let tail: &[String] = if finished.state == TrialState::Fail && !interrupted {
@@ -525,7 +993,9 @@ fn conclude(
         metrics: &config.metrics,
         duration: info.duration,
         dir: &info.dir,
-        pruned_at,
+        at_step,
+        resumed_from: info.resumed_from.map(|(_, step)| step),
+        continued_as,
         requeued_as,
         interrupted,
         stderr_tail: tail,
@@ -599,12 +1069,15 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))
 }
 
-/// `ferrotune.log` in the trial's directory: what ran, where, and how it ended.
+/// `ferrotune.log` in the trial's directory: what ran, where, and how it ended (a resumed
+/// trial adds a block per run).
 fn write_trial_log(
     slot: &Slot,
     t: &FrozenTrial,
     info: &Info,
+    outcome: &Outcome,
     requeued_as: Option<u64>,
+    continued_as: Option<u64>,
     interrupted: bool,
 ) {
     if !info.dir.is_dir() {
@@ -628,13 +1101,23 @@ fn write_trial_log(
         ferrotune::export::rfc3339(info.started),
         format_duration(info.duration),
     );
+    if let Some((from, step)) = info.resumed_from {
+        let whose = if from == t.number {
+            "its own".to_owned()
+        } else {
+            format!("trial {from}'s")
+        };
+        text.push_str(&format!(
+            "resumed:  after step {step}, from {whose} checkpoint\n"
+        ));
+    }
     if let Some(exit) = &info.exit {
         text.push_str(&format!("exit:     {exit}\n"));
     }
-    let state = if interrupted {
-        "interrupted".to_owned()
-    } else {
-        t.state.to_string()
+    let state = match outcome {
+        _ if interrupted => "interrupted".to_owned(),
+        Outcome::Paused { step } => format!("paused at step {step}"),
+        _ => t.state.to_string(),
     };
     text.push_str(&format!("outcome:  {state}"));
     if let Some(values) = &t.values {
@@ -646,6 +1129,11 @@ fn write_trial_log(
     if let Some(n) = requeued_as {
         text.push_str(&format!(" (repeated as trial {n})"));
     }
+    if let Some(n) = continued_as {
+        text.push_str(&format!(
+            " (exploited: trial {n} goes on from another checkpoint)"
+        ));
+    }
     text.push('\n');
     if t.state == TrialState::Fail && !info.tail.is_empty() {
         text.push_str("stderr (last lines):\n");
@@ -656,7 +1144,18 @@ fn write_trial_log(
         }
     }
     let path = info.dir.join("ferrotune.log");
-    let written = std::fs::File::create(&path).and_then(|mut f| f.write_all(text.as_bytes()));
+    // A resumed trial's runs follow one another in the same log (a fresh trial's directory is
+    // new, so appending starts the file); one write, since the next run may already be going.
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| {
+            if f.metadata()?.len() > 0 {
+                text.insert(0, '\n');
+            }
+            f.write_all(text.as_bytes())
+        });
     if let Err(e) = written {
         tracing::warn!("cannot write {}: {e}", path.display());
     }

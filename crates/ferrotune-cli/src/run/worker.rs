@@ -6,9 +6,9 @@
 //! ferrotune worker --study S --storage postgres://… --gpus 0,1     # on every machine
 //! ```
 //!
-//! The space, the command, the metrics, the directions, the sampler, the pruner, the seed and
-//! the run settings (budget, retries, limits) all come from the study, so every worker runs
-//! the same study; only this machine's options (`--jobs`, `--gpus`, `--workdir`, output) are
+//! The space, the command, the metrics, the directions, the sampler, the pruner or the
+//! scheduler (with its checkpoint directory), the seed and the run settings (budget, retries,
+//! limits, heartbeats) all come from the study, so every worker runs the same study; only this machine's options (`--jobs`, `--gpus`, `--workdir`, output) are
 //! given here. Study flags are accepted for scripts that pass the same flags to `run` and
 //! `worker`: each must agree with the stored value, and a worker never changes the study.
 //! Each worker exits when the study holds its budget of trials (or the sampler has nothing
@@ -45,6 +45,10 @@ budget: run any number of workers, on any machines sharing the storage (PostgreS
 processes on one machine), and together they run the study once. Everything about the study
 comes from the storage; give only this machine's options (--jobs, --gpus, --gpus-per-trial,
 --cpus-per-trial, --workdir, --timeout, --tee, --quiet, --json).
+
+With a scheduler (pause and resume), paused trials are resumed by whichever worker is free:
+every worker must reach the study's checkpoint directory (a shared file system), at the stored
+path or at the one given with --checkpoint-dir.
 
 Create the study without running a trial:
   ferrotune run --study S --storage URL --space space.toml --direction minimize \\

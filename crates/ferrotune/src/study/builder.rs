@@ -444,7 +444,8 @@ fn check_scheduler(
         return Err(Error::invalid_argument(
             "scheduler",
             format!(
-                "the {} scheduler ranks trials by one objective, but the study has                  {n_objectives}; use one direction (or a pruner)",
+                "the {} scheduler ranks trials by one objective, but the study has \
+                 {n_objectives}; use one direction (or a pruner)",
                 scheduler.name()
             ),
         ));

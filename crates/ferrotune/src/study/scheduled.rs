@@ -416,7 +416,11 @@ impl Study {
                         return Ok(Some(trial));
                     }
                 }
-                TrialState::Running if std::time::Instant::now() < deadline => {}
+                TrialState::Running if std::time::Instant::now() < deadline => {
+                    // Its worker may have died while saving: reap it (with heartbeats on)
+                    // rather than wait the whole patience out.
+                    self.fail_stale_trials()?;
+                }
                 _ => return Ok(None),
             }
             std::thread::sleep(nap);
@@ -619,7 +623,14 @@ impl Study {
     ) -> Result<()> {
         if !scheduler_knows {
             let number = trial.number;
-            self.with_scheduler(|s| s.on_failed(number))?;
+            match self.with_scheduler(|s| s.on_failed(number)) {
+                // A trial the scheduler never registered (its worker died between creating it
+                // and telling the scheduler) or already counted: nothing to undo.
+                Err(Error::InvalidArgument { reason, .. }) => {
+                    tracing::debug!(trial = number, "the scheduler ignores its end: {reason}");
+                }
+                other => other?,
+            }
         }
         // A completed PBT member stays copyable; everything else lets its checkpoint go.
         let keep_own =
