@@ -23,5 +23,5 @@ tune() {
     "$ferrotune" best --study "$study" --storage "$storage"
 }
 
-tune sgd-asha --scheduler asha --min-resource 1 --max-resource 27 --eta 3 --trials 20
+tune sgd-asha --scheduler asha --min-resource 1 --max-resource 27 --eta 3 --trials 30
 tune sgd-pbt --scheduler pbt --population 4 --interval 3 --max-step 18

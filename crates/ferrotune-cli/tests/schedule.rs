@@ -938,7 +938,9 @@ fn the_pause_resume_example_runs() {
         storage.trials(id, None).unwrap()
     };
     let asha = trials("sgd-asha");
-    assert_eq!(asha.len(), 20);
+    assert_eq!(asha.len(), 30);
+    // 30 configurations with η = 3 fill rungs of 30, 10, 3 and 1: at least one completes
+    // however the asynchronous promotions interleave (with 20 the last rung may stay empty).
     assert!(count(&asha, TrialState::Complete) >= 1, "{err}");
     assert!(count(&asha, TrialState::Paused) >= 10, "{err}");
     let pbt = trials("sgd-pbt");
