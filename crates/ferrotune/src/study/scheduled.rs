@@ -3,8 +3,9 @@
 //! their reference counts, and PBT's child trials.
 //!
 //! # Storage
-//! The scheduler is one of the pure state machines of [`crate::schedule`], kept as JSON in
-//! the study system attribute [`SCHEDULER_STATE_ATTR`]. Every call reads it, applies one
+//! The scheduler is one of the pure state machines of [`crate::schedule`], kept as JSON text
+//! (one JSON string) in the study system attribute [`SCHEDULER_STATE_ATTR`]. Every decision
+//! (a free worker's request, a report at a rung or interval boundary) reads it, applies one
 //! operation and writes it back with a compare-and-set
 //! ([`Storage::compare_and_set_study_system_attr`]), retrying on conflict; the operations are
 //! pure and their random draws are seeded by the study seed, the trial and the step, so a
