@@ -41,4 +41,4 @@ pub use decide::{AshaScheduler, Decision, SyncHyperbandScheduler, SyncShaSchedul
 pub use pb2::{pb2_explore, Pb2Config, Pb2Observation};
 pub use pbt::{exploit, explore, explore_value, quantile_size, PbtConfig};
 pub use population::{PbtDecision, PbtScheduler};
-pub use spec::{DecisionSteps, SchedulerSpec};
+pub use spec::{DecisionSteps, SchedulePlan, SchedulerSpec};

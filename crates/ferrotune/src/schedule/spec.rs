@@ -144,15 +144,12 @@ pub enum DecisionSteps {
 }
 
 impl DecisionSteps {
-    fn of_plan(plan: Result<HyperbandPlan>) -> Self {
+    fn of_plan(plan: &HyperbandPlan) -> Self {
         let mut steps: Vec<u64> = plan
-            .map(|p| {
-                p.brackets()
-                    .iter()
-                    .flat_map(|b| b.rungs.iter().map(|r| r.resource))
-                    .collect()
-            })
-            .unwrap_or_default();
+            .brackets()
+            .iter()
+            .flat_map(|b| b.rungs.iter().map(|r| r.resource))
+            .collect();
         steps.sort_unstable();
         steps.dedup();
         DecisionSteps::At(steps)
@@ -224,59 +221,18 @@ impl SchedulerSpec {
     /// answered "continue" without consulting the stored state, so only decision steps pay
     /// for the round trip to storage. Empty without a scheduler.
     pub fn decision_steps(&self) -> DecisionSteps {
-        let rungs = |plan: Result<SuccessiveHalvingPlan>| {
-            plan.map(|p| p.bracket().rungs.iter().map(|r| r.resource).collect())
-                .unwrap_or_default()
-        };
-        match self {
-            SchedulerSpec::None => DecisionSteps::At(Vec::new()),
-            SchedulerSpec::Asha {
-                min_resource,
-                max_resource,
-                eta,
-            } => DecisionSteps::At(rungs(SuccessiveHalvingPlan::new(
-                1,
-                *min_resource,
-                *max_resource,
-                *eta,
-            ))),
-            SchedulerSpec::SuccessiveHalving {
-                n_configs,
-                min_resource,
-                max_resource,
-                eta,
-                ..
-            } => DecisionSteps::At(rungs(SuccessiveHalvingPlan::new(
-                *n_configs,
-                *min_resource,
-                *max_resource,
-                *eta,
-            ))),
-            SchedulerSpec::Hyperband {
-                min_resource,
-                max_resource,
-                eta,
-                rounding,
-                ..
-            } => DecisionSteps::of_plan(
-                HyperbandPlan::new(*max_resource, *min_resource, *eta)
-                    .map(|p| p.with_rounding(*rounding)),
-            ),
-            SchedulerSpec::Bohb {
-                min_resource,
-                max_resource,
-                eta,
-                ..
-            } => DecisionSteps::of_plan(HyperbandPlan::new(*max_resource, *min_resource, *eta)),
-            SchedulerSpec::Pbt {
-                interval, max_step, ..
+        match self.plan() {
+            Ok(SchedulePlan::Asha(plan)) | Ok(SchedulePlan::SuccessiveHalving { plan, .. }) => {
+                DecisionSteps::At(plan.bracket().rungs.iter().map(|r| r.resource).collect())
             }
-            | SchedulerSpec::Pb2 {
+            Ok(SchedulePlan::Hyperband { plan, .. }) => DecisionSteps::of_plan(&plan),
+            Ok(SchedulePlan::Population {
                 interval, max_step, ..
-            } => DecisionSteps::Every {
-                interval: *interval,
-                last: *max_step,
+            }) => DecisionSteps::Every {
+                interval,
+                last: max_step,
             },
+            Ok(SchedulePlan::None) | Err(_) => DecisionSteps::At(Vec::new()),
         }
     }
 
@@ -293,16 +249,29 @@ impl SchedulerSpec {
         }
     }
 
-    /// Checks the settings without building anything: the same errors the scheduler's
-    /// constructor gives, naming the field and the fix.
+    /// Checks the settings: the same errors the scheduler's constructor gives, naming the
+    /// field and the fix.
     pub fn validate(&self) -> Result<()> {
-        match self {
-            SchedulerSpec::None => Ok(()),
+        self.plan().map(|_| ())
+    }
+
+    /// The validated plan this spec describes: the rungs and brackets of the successive
+    /// halving family, or the population's shape. One place turns a spec into plans, for
+    /// [`validate`](Self::validate), [`decision_steps`](Self::decision_steps) and the
+    /// study's scheduler.
+    pub fn plan(&self) -> Result<SchedulePlan> {
+        Ok(match self {
+            SchedulerSpec::None => SchedulePlan::None,
             SchedulerSpec::Asha {
                 min_resource,
                 max_resource,
                 eta,
-            } => SuccessiveHalvingPlan::new(1, *min_resource, *max_resource, *eta).map(|_| ()),
+            } => SchedulePlan::Asha(SuccessiveHalvingPlan::new(
+                1,
+                *min_resource,
+                *max_resource,
+                *eta,
+            )?),
             SchedulerSpec::SuccessiveHalving {
                 n_configs,
                 min_resource,
@@ -310,35 +279,54 @@ impl SchedulerSpec {
                 eta,
                 max_concurrent_brackets,
             } => {
-                SuccessiveHalvingPlan::new(*n_configs, *min_resource, *max_resource, *eta)?;
-                check_max_concurrent_brackets(*max_concurrent_brackets)
+                check_max_concurrent_brackets(*max_concurrent_brackets)?;
+                SchedulePlan::SuccessiveHalving {
+                    plan: SuccessiveHalvingPlan::new(
+                        *n_configs,
+                        *min_resource,
+                        *max_resource,
+                        *eta,
+                    )?,
+                    max_concurrent_brackets: *max_concurrent_brackets,
+                }
             }
             SchedulerSpec::Hyperband {
                 min_resource,
                 max_resource,
                 eta,
+                rounding,
                 max_concurrent_brackets,
-                ..
+            } => {
+                check_max_concurrent_brackets(*max_concurrent_brackets)?;
+                SchedulePlan::Hyperband {
+                    plan: HyperbandPlan::new(*max_resource, *min_resource, *eta)?
+                        .with_rounding(*rounding),
+                    max_concurrent_brackets: *max_concurrent_brackets,
+                }
             }
-            | SchedulerSpec::Bohb {
+            SchedulerSpec::Bohb {
                 min_resource,
                 max_resource,
                 eta,
                 max_concurrent_brackets,
             } => {
-                HyperbandPlan::new(*max_resource, *min_resource, *eta)?;
-                check_max_concurrent_brackets(*max_concurrent_brackets)
+                check_max_concurrent_brackets(*max_concurrent_brackets)?;
+                SchedulePlan::Hyperband {
+                    plan: HyperbandPlan::new(*max_resource, *min_resource, *eta)?,
+                    max_concurrent_brackets: *max_concurrent_brackets,
+                }
             }
             SchedulerSpec::Pbt {
                 population_size,
                 interval,
                 max_step,
-                ..
+                config,
             }
             | SchedulerSpec::Pb2 {
                 population_size,
                 interval,
                 max_step,
+                config,
                 ..
             } => {
                 if let SchedulerSpec::Pb2 { pb2, .. } = self {
@@ -362,10 +350,49 @@ impl SchedulerSpec {
                         ),
                     ));
                 }
-                Ok(())
+                SchedulePlan::Population {
+                    population_size: *population_size,
+                    interval: *interval,
+                    max_step: *max_step,
+                    config: config.clone(),
+                }
             }
-        }
+        })
     }
+}
+
+/// What a [`SchedulerSpec`] describes, validated (see [`SchedulerSpec::plan`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum SchedulePlan {
+    /// No scheduler.
+    None,
+    /// ASHA's single bracket of rungs.
+    Asha(SuccessiveHalvingPlan),
+    /// Synchronous successive halving.
+    SuccessiveHalving {
+        /// The bracket.
+        plan: SuccessiveHalvingPlan,
+        /// How many brackets may run at once.
+        max_concurrent_brackets: u64,
+    },
+    /// Synchronous Hyperband (also BOHB's brackets).
+    Hyperband {
+        /// The brackets.
+        plan: HyperbandPlan,
+        /// How many brackets may run at once.
+        max_concurrent_brackets: u64,
+    },
+    /// A PBT or PB2 population.
+    Population {
+        /// Members trained at once.
+        population_size: usize,
+        /// Steps between exploit/explore decisions.
+        interval: u64,
+        /// The step at which a member is complete.
+        max_step: u64,
+        /// Exploit and explore settings.
+        config: PbtConfig,
+    },
 }
 
 #[cfg(test)]

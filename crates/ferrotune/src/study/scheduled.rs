@@ -26,9 +26,10 @@ use crate::rng::TrialRng;
 use crate::schedule::checkpoint::{Checkpoint, CheckpointId, CheckpointRefs, CheckpointWriter};
 use crate::schedule::pb2::{pb2_explore, Pb2Observation};
 use crate::schedule::population::{PbtDecision, PbtScheduler};
+use crate::schedule::spec::SchedulePlan;
 use crate::schedule::{
-    explore, explore_value, AshaScheduler, Decision, HyperbandPlan, SchedulerSpec,
-    SuccessiveHalvingPlan, SyncHyperbandScheduler, SyncShaScheduler, Work,
+    explore, explore_value, AshaScheduler, Decision, SchedulerSpec, SyncHyperbandScheduler,
+    SyncShaScheduler, Work,
 };
 use crate::space::Distribution;
 use crate::trial::{FrozenTrial, Params, Trial, TrialState};
@@ -82,72 +83,37 @@ pub(crate) enum Verdict {
 impl SchedulerState {
     /// The initial state of `spec`'s scheduler, or `None` without one.
     pub(crate) fn initial(spec: &SchedulerSpec, direction: Direction) -> Result<Option<Self>> {
-        spec.validate()?;
-        Ok(Some(match spec {
-            SchedulerSpec::None => return Ok(None),
-            SchedulerSpec::Asha {
-                min_resource,
-                max_resource,
-                eta,
-            } => SchedulerState::Asha(AshaScheduler::new(*max_resource, *min_resource, *eta)?),
-            SchedulerSpec::SuccessiveHalving {
-                n_configs,
-                min_resource,
-                max_resource,
-                eta,
+        Ok(Some(match spec.plan()? {
+            SchedulePlan::None => return Ok(None),
+            SchedulePlan::Asha(plan) => SchedulerState::Asha(AshaScheduler::new(
+                plan.max_resource(),
+                plan.min_resource(),
+                plan.eta(),
+            )?),
+            SchedulePlan::SuccessiveHalving {
+                plan,
                 max_concurrent_brackets,
             } => SchedulerState::SuccessiveHalving(
-                SyncShaScheduler::new(SuccessiveHalvingPlan::new(
-                    *n_configs,
-                    *min_resource,
-                    *max_resource,
-                    *eta,
-                )?)
-                .with_max_concurrent_brackets(*max_concurrent_brackets)?,
+                SyncShaScheduler::new(plan)
+                    .with_max_concurrent_brackets(max_concurrent_brackets)?,
             ),
-            SchedulerSpec::Hyperband {
-                min_resource,
-                max_resource,
-                eta,
-                rounding,
+            SchedulePlan::Hyperband {
+                plan,
                 max_concurrent_brackets,
             } => SchedulerState::Hyperband(
-                SyncHyperbandScheduler::new(
-                    HyperbandPlan::new(*max_resource, *min_resource, *eta)?
-                        .with_rounding(*rounding),
-                )
-                .with_max_concurrent_brackets(*max_concurrent_brackets)?,
+                SyncHyperbandScheduler::new(plan)
+                    .with_max_concurrent_brackets(max_concurrent_brackets)?,
             ),
-            SchedulerSpec::Bohb {
-                min_resource,
-                max_resource,
-                eta,
-                max_concurrent_brackets,
-            } => SchedulerState::Hyperband(
-                SyncHyperbandScheduler::new(HyperbandPlan::new(
-                    *max_resource,
-                    *min_resource,
-                    *eta,
-                )?)
-                .with_max_concurrent_brackets(*max_concurrent_brackets)?,
-            ),
-            SchedulerSpec::Pbt {
+            SchedulePlan::Population {
                 population_size,
                 interval,
                 max_step,
                 config,
-            }
-            | SchedulerSpec::Pb2 {
-                population_size,
-                interval,
-                max_step,
-                config,
-                ..
             } => SchedulerState::Population(PbtScheduler::new(
-                *population_size,
-                *interval,
-                *max_step,
-                config.clone(),
+                population_size,
+                interval,
+                max_step,
+                config,
                 direction,
             )?),
         }))
