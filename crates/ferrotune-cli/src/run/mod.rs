@@ -359,6 +359,21 @@ impl Shared<'_> {
         }
     }
 
+    /// Before a slot asks for work: `None` when the run is stopping or past its deadline;
+    /// otherwise the current study instance (with its generation), after reaping the trials of
+    /// dead runners.
+    fn next_round(&self) -> Option<(u64, Study)> {
+        if self.stop_level() != StopLevel::Run || self.deadline.is_some_and(|d| Instant::now() >= d)
+        {
+            return None;
+        }
+        let (generation, study) = self.current();
+        if let Err(e) = study.fail_stale_trials() {
+            tracing::warn!("reaping trials of dead runners failed: {e}");
+        }
+        Some((generation, study))
+    }
+
     fn current(&self) -> (u64, Study) {
         let c = self.current.lock().unwrap_or_else(|e| e.into_inner());
         (c.generation, c.study.clone())
@@ -626,17 +641,7 @@ fn slot_loop(shared: &Shared<'_>, slot: &Slot) {
     if !shared.config.scheduler.is_none() {
         return scheduled_slot_loop(shared, slot);
     }
-    loop {
-        if shared.stop_level() != StopLevel::Run {
-            return;
-        }
-        if shared.deadline.is_some_and(|d| Instant::now() >= d) {
-            return;
-        }
-        let (generation, study) = shared.current();
-        if let Err(e) = study.fail_stale_trials() {
-            tracing::warn!("reaping trials of dead runners failed: {e}");
-        }
+    while let Some((generation, study)) = shared.next_round() {
         let trial = match study.ask() {
             Ok(t) => t,
             Err(ferrotune::Error::Stopped(reason)) => {
@@ -667,17 +672,7 @@ fn scheduled_slot_loop(shared: &Shared<'_>, slot: &Slot) {
         std::thread::sleep(*nap);
         *nap = (*nap * 2).min(IDLE_NAP.1);
     };
-    loop {
-        if shared.stop_level() != StopLevel::Run {
-            return;
-        }
-        if shared.deadline.is_some_and(|d| Instant::now() >= d) {
-            return;
-        }
-        let (generation, study) = shared.current();
-        if let Err(e) = study.fail_stale_trials() {
-            tracing::warn!("reaping trials of dead runners failed: {e}");
-        }
+    while let Some((generation, study)) = shared.next_round() {
         match study.try_ask() {
             Ok(Some(trial)) => {
                 nap = IDLE_NAP.0;
