@@ -590,9 +590,18 @@ impl Study {
     ) -> Result<()> {
         if !scheduler_knows {
             let number = trial.number;
-            match self.with_scheduler(|s| s.on_failed(number)) {
-                // A trial the scheduler never registered (its worker died between creating it
-                // and telling the scheduler) or already counted: nothing to undo.
+            // A trial the scheduler never registered was created for a start its worker
+            // reserved and died before telling the scheduler about: it takes that reserved
+            // start and fails there, so a synchronous rung is not left waiting for it.
+            let failed = self.with_scheduler(|s| match s.on_failed(number) {
+                Ok(()) => Ok(()),
+                Err(_) => {
+                    s.on_start(number)?;
+                    s.on_failed(number)
+                }
+            });
+            match failed {
+                // Already counted, or no start was reserved for it: nothing to undo.
                 Err(Error::InvalidArgument { reason, .. }) => {
                     tracing::debug!(trial = number, "the scheduler ignores its end: {reason}");
                 }

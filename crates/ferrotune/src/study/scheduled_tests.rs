@@ -534,3 +534,54 @@ fn a_damaged_scheduler_state_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// A worker that reserved a start, created its trial and died before registering it: once
+/// the trial is reaped it takes the reserved start and fails there, and the synchronous rung
+/// completes instead of waiting for it forever.
+#[test]
+fn a_start_reserved_by_a_dead_worker_does_not_block_a_synchronous_rung() {
+    let dir = ScratchDir::new("dead-start");
+    let spec = SchedulerSpec::SuccessiveHalving {
+        n_configs: 3,
+        min_resource: 1,
+        max_resource: 3,
+        eta: 3,
+        max_concurrent_brackets: 1,
+    };
+    let s = study(spec, &dir, Arc::new(InMemoryStorage::new()));
+    // The dead worker: a start reserved and a trial created, never registered.
+    let work = s.with_scheduler(|st| st.next_work()).unwrap();
+    assert!(matches!(work, crate::schedule::Work::Start { .. }));
+    let orphan = s.ask_plain(true).unwrap().frozen().clone();
+    // Its trial is reaped (as heartbeats would) and reported to the scheduler.
+    assert!(s
+        .storage()
+        .set_trial_state(
+            orphan.id,
+            TrialState::Running,
+            TrialState::Fail,
+            None,
+            Some("dead")
+        )
+        .unwrap());
+    let reaped = s.storage().trial(orphan.id).unwrap();
+    s.scheduler_reaped(&[reaped]).unwrap();
+    // The other two configurations fill the rung; the best goes on to step 3.
+    let epochs = AtomicU64::new(0);
+    // (A rung left waiting would make the loop wait; the timeout turns that into a failure.)
+    s.optimize(
+        |t: &mut Trial<'_>| toy(t, 3, &epochs),
+        Optimize::trials(2).timeout(std::time::Duration::from_secs(20)),
+    )
+    .unwrap();
+    let trials = s.trials().unwrap();
+    assert_eq!(trials.len(), 3);
+    assert!(trials.iter().all(|t| t.state.is_finished()), "{trials:?}");
+    assert_eq!(
+        trials
+            .iter()
+            .filter(|t| t.state == TrialState::Complete)
+            .count(),
+        1
+    );
+}
