@@ -55,6 +55,11 @@ large() {
     --schedules random,hyperband,bohb --workers 1,16 --seeds 10 --budget-fe 96 \
     --out "$out/sched-large.jsonl" > /dev/null
 }
+w64() {
+  $bench schedule --problems lc_hartmann6,mfh6_good,counting_ones_8 \
+    --schedules random,sync_sha,asha_stopping,asha_promotion --workers 16,64 --seeds 10 \
+    --budget-fe 96 --out "$out/sched-w64.jsonl" > /dev/null
+}
 overlap() {
   $bench schedule --problems lc_hartmann6,mfh6_good,counting_ones_8 \
     --schedules random,hyperband,bohb,hyperband_overlap,bohb_overlap --workers 16 --seeds 10 \
@@ -65,13 +70,13 @@ start=$SECONDS
 if (( ${JOBS:-2} > 1 )); then
   { main digits_net digits; pop; } &
   first=$!
-  { main "lc_hartmann6,mfh6_good,counting_ones_8${lcbench:+,$lcbench}" synthetic; large; overlap; } &
+  { main "lc_hartmann6,mfh6_good,counting_ones_8${lcbench:+,$lcbench}" synthetic; large; overlap; w64; } &
   second=$!
   wait $first
   wait $second
 else
   main digits_net digits; pop
-  main "lc_hartmann6,mfh6_good,counting_ones_8${lcbench:+,$lcbench}" synthetic; large; overlap
+  main "lc_hartmann6,mfh6_good,counting_ones_8${lcbench:+,$lcbench}" synthetic; large; overlap; w64
 fi
 echo "simulated runs took $((SECONDS - start)) s" >&2
 
@@ -87,6 +92,9 @@ report=bench/results/schedulers.md
 $bench schedule-report "$out/sched-overlap.jsonl" \
   --title "Overlapping brackets (max_concurrent_brackets = 4) at 96 full-fidelity equivalents, 16 workers" \
   --svg "$out/svg-sched-overlap" > bench/results/schedulers_overlap.md
+$bench schedule-report "$out/sched-w64.jsonl" \
+  --title "ASHA, synchronous SHA and random search at 96 FE with 16 and 64 workers" \
+  > bench/results/schedulers_w64.md
 for plot in lc_hartmann6_16 mfh6_good_16 counting_ones_8_16 digits_net_16 pbt_quadratic_4 \
   digits_pbt_4; do
   cp "$out/svg-sched/$plot.svg" "bench/plots/sched_$plot.svg"
