@@ -66,6 +66,19 @@ enum Command {
         #[command(flatten)]
         storage: StorageArg,
     },
+    /// Print the schedule of hyperparameters behind a trial of a PBT or PB2 study: the trial,
+    /// the trial whose checkpoint it continued, and so on back to the first member, each with
+    /// the steps it trained and its parameters (the best trial by default).
+    Lineage {
+        /// The study.
+        #[arg(long)]
+        study: String,
+        /// The trial's number (default: the best trial).
+        #[arg(long)]
+        trial: Option<u64>,
+        #[command(flatten)]
+        storage: StorageArg,
+    },
     /// Create a study.
     Create {
         /// The study.
@@ -230,6 +243,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             storage,
         } => studies::trials(&storage.storage, &study, format)?,
         Command::Best { study, storage } => studies::best(&storage.storage, &study)?,
+        Command::Lineage {
+            study,
+            trial,
+            storage,
+        } => studies::lineage(&storage.storage, &study, trial)?,
         Command::Create {
             study,
             directions,

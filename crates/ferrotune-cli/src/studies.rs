@@ -162,6 +162,54 @@ pub fn best(url: &str, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `ferrotune lineage`: the chain of PBT parents behind a trial, oldest first, as a table of
+/// the steps each link trained and its parameters — the schedule to replay.
+pub fn lineage(url: &str, name: &str, trial: Option<u64>) -> anyhow::Result<()> {
+    let storage = open(url, Access::ReadOnly)?;
+    let study = Study::load(storage, name)?;
+    let last = match trial {
+        Some(n) => n,
+        None => {
+            study
+                .best_trial()
+                .context("no trial given (--trial N) and no best trial to start from")?
+                .number
+        }
+    };
+    let chain = study.lineage(last)?;
+    // Oldest first; each link trains from the step it resumed from to where the next one
+    // took over (or to its own last step).
+    let links: Vec<_> = chain.iter().rev().collect();
+    let mut rows = Vec::with_capacity(links.len());
+    for (k, (t, from)) in links.iter().enumerate() {
+        let start = from.map_or(1, |s| s + 1);
+        let end = match links.get(k + 1) {
+            Some((_, Some(next_from))) => *next_from,
+            _ => t.last_step().unwrap_or(0),
+        };
+        rows.push(vec![
+            t.number.to_string(),
+            format!("{start}–{end}"),
+            t.state.to_string(),
+            number(t.intermediate(end).or(t.value())),
+            serde_json::to_string(&t.params)?,
+        ]);
+    }
+    let mut out = std::io::stdout().lock();
+    if links.len() == 1 {
+        writeln!(
+            out,
+            "trial {last} has no parent: it trained on its own parameters throughout"
+        )?;
+    }
+    print_table(
+        &mut out,
+        &["trial", "steps", "state", "value at end", "params"],
+        &rows,
+    )?;
+    Ok(())
+}
+
 /// Parses `--sampler`: a name (`random`, `qmc`, `halton`, `tpe`, `bohb`) or a JSON spec.
 pub fn parse_sampler(s: &str) -> anyhow::Result<SamplerSpec> {
     if s.trim_start().starts_with('{') {

@@ -954,4 +954,27 @@ fn the_pause_resume_example_runs() {
     }
     assert_contiguous(&asha);
     assert_contiguous(&pbt);
+    // `ferrotune lineage` shows the best PBT model's schedule, first member first: every link
+    // but the first continues the previous link's trial.
+    let out = Command::new(BIN)
+        .args(["lineage", "--study", "sgd-pbt", "--storage", &url])
+        .output()
+        .unwrap();
+    ok(&out);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    let numbers: Vec<u64> = shown
+        .lines()
+        .skip_while(|l| !l.starts_with("trial  "))
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    assert!(!numbers.is_empty(), "{shown}");
+    for pair in numbers.windows(2) {
+        let child = pbt.iter().find(|t| t.number == pair[1]).unwrap();
+        assert_eq!(
+            child.system_attrs[PARENT_ATTR].as_u64(),
+            Some(pair[0]),
+            "{shown}"
+        );
+    }
 }
