@@ -3,8 +3,10 @@
 //! Hyperparameter optimization with define-by-run search spaces: an objective asks a
 //! [`Trial`] for the parameters it needs, trains, and returns its validation loss; a [`Study`]
 //! runs it many times, with a [`sampler`] proposing parameters from the history and a
-//! [`pruner`] stopping unpromising trials early. Everything that coordinates trials goes
-//! through a [`Storage`], so the same study runs in one thread, many
+//! [`pruner`] stopping unpromising trials early — or a [`schedule`]r pausing them with a
+//! checkpoint and resuming the promising ones (ASHA with promotion, synchronous successive
+//! halving and Hyperband, BOHB, PBT, PB2; see [`Trial::report_scheduled`]). Everything that
+//! coordinates trials goes through a [`Storage`], so the same study runs in one thread, many
 //! threads, or many processes sharing a database.
 //!
 //! ```
