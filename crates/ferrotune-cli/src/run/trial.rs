@@ -359,7 +359,15 @@ fn watch(
         if let (Some((_, at)), false) = (&stop, killed) {
             wait = wait.min((*at + grace).saturating_duration_since(now));
         }
-        if let Some(event) = process.next_event(wait) {
+        let event = process.next_event(wait);
+        if event.is_none() && scheduled {
+            // Every freeze is followed at once by its line's event, so a quiet poll means none
+            // is in progress: continue the group anyway. A process forked by the program
+            // while the group was being stopped has been seen to stay stopped after the
+            // SIGCONT, which would hang the trial (SIGCONT to running processes is a no-op).
+            process.signal(Signal::SIGCONT);
+        }
+        if let Some(event) = event {
             let running = stop.is_none();
             // In a scheduled study the reader stopped the program on this line, so that the
             // state in its scratch directory stays the one of this step while the scheduler

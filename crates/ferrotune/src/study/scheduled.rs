@@ -410,7 +410,19 @@ impl Study {
     /// A free worker's request for work, without blocking. `may_start` is asked before a new
     /// configuration is started (a trial budget); resumed trials and PBT children need no
     /// permission.
+    ///
+    /// With heartbeats on, the trial handed out gets its first heartbeat at once: a worker
+    /// that dies before its own heartbeat starts leaves a trial the next worker reaps, not
+    /// one Running for ever (and, for a synchronous rung, a reserved start that never fills).
     pub(crate) fn assign(&self, may_start: &mut dyn FnMut() -> bool) -> Result<Assignment<'_>> {
+        let assignment = self.assign_work(may_start)?;
+        if let (Assignment::Trial(t), Some(_)) = (&assignment, self.inner.heartbeat) {
+            self.inner.storage.record_heartbeat(t.frozen().id)?;
+        }
+        Ok(assignment)
+    }
+
+    fn assign_work(&self, may_start: &mut dyn FnMut() -> bool) -> Result<Assignment<'_>> {
         let i = &*self.inner;
         if let Some(reason) = i.stop.is_stopped().then(|| i.stop.reason()).flatten() {
             return Err(Error::Stopped(reason));
