@@ -387,6 +387,17 @@ impl Shared<'_> {
         if c.generation != generation {
             return Ok(true);
         }
+        let r = self.recount(&c)?;
+        if r.standing.waiting == 0 && !r.room {
+            self.no_more_trials(reason, !r.at_cap);
+            return Ok(false);
+        }
+        self.reopen(&mut c, r.new_cap)?;
+        Ok(true)
+    }
+
+    /// Re-counts the study's trials against the budget after it stopped handing them out.
+    fn recount(&self, c: &Current) -> anyhow::Result<Recount> {
         let trials = self.storage.trials(c.study.id(), None)?;
         let standing = Standing::of(&trials, None);
         let settings = config::RunSettings::stored(&*self.storage, &c.study)?;
@@ -395,19 +406,46 @@ impl Shared<'_> {
         let at_cap = c.cap.is_some_and(|cap| standing.records >= cap);
         let new_cap = budget.map(|n| standing.cap(n));
         let room = at_cap && new_cap.is_some_and(|cap| cap > standing.records);
-        if standing.waiting == 0 && !room {
-            tracing::info!(study = self.config.study, "no more trials: {reason}");
-            if !at_cap {
-                let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
-                ended.get_or_insert_with(|| reason.to_owned());
-            }
-            return Ok(false);
-        }
-        c.study = open_study(self.config, &self.storage, new_cap)?;
-        c.cap = new_cap;
-        c.generation += 1;
-        Ok(true)
+        let running = trials.iter().any(|t| t.state == TrialState::Running);
+        Ok(Recount {
+            standing,
+            at_cap,
+            new_cap,
+            room,
+            running,
+        })
     }
+
+    /// Logs that the run has no more trials to start; `record` keeps the reason as the
+    /// run's ending (not when it merely reached its own cap).
+    fn no_more_trials(&self, reason: &str, record: bool) {
+        tracing::info!(study = self.config.study, "no more trials: {reason}");
+        if record {
+            let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+            ended.get_or_insert_with(|| reason.to_owned());
+        }
+    }
+
+    /// Replaces the study instance with one capped at `cap`, a new generation.
+    fn reopen(&self, c: &mut Current, cap: Option<u64>) -> anyhow::Result<()> {
+        c.study = open_study(self.config, &self.storage, cap)?;
+        c.cap = cap;
+        c.generation += 1;
+        Ok(())
+    }
+}
+
+/// Where a study stands against the run's budget once it stopped handing out trials.
+struct Recount {
+    standing: Standing,
+    /// Whether the current instance reached its record cap.
+    at_cap: bool,
+    /// The cap a new instance gets (the budget re-counted).
+    new_cap: Option<u64>,
+    /// Whether the re-counted cap leaves room for more trials.
+    room: bool,
+    /// Whether any trial of the study is running.
+    running: bool,
 }
 
 /// What a slot does after the study stopped handing out trials (scheduled studies).
@@ -467,31 +505,16 @@ impl Shared<'_> {
         }
         if !c.study.is_stopped() {
             // try_ask's own answer: the scheduler has run every trial it planned.
-            tracing::info!(study = self.config.study, "no more trials: {reason}");
-            let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
-            ended.get_or_insert_with(|| reason.to_owned());
+            self.no_more_trials(reason, true);
             return Ok(AfterStop::End);
         }
-        let trials = self.storage.trials(c.study.id(), None)?;
-        let standing = Standing::of(&trials, None);
-        let settings = config::RunSettings::stored(&*self.storage, &c.study)?;
-        let budget = settings.trials.or(self.config.trials);
-        let at_cap = c.cap.is_some_and(|cap| standing.records >= cap);
-        let new_cap = budget.map(|n| standing.cap(n));
-        let room = at_cap && new_cap.is_some_and(|cap| cap > standing.records);
-        let running = trials.iter().any(|t| t.state == TrialState::Running);
-        if !room && !running {
-            tracing::info!(study = self.config.study, "no more trials: {reason}");
-            if !at_cap {
-                let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
-                ended.get_or_insert_with(|| reason.to_owned());
-            }
+        let r = self.recount(&c)?;
+        if !r.room && !r.running {
+            self.no_more_trials(reason, !r.at_cap);
             return Ok(AfterStop::End);
         }
-        c.study = open_study(self.config, &self.storage, new_cap)?;
-        c.cap = new_cap;
-        c.generation += 1;
-        Ok(if room {
+        self.reopen(&mut c, r.new_cap)?;
+        Ok(if r.room {
             AfterStop::Again
         } else {
             AfterStop::Wait
