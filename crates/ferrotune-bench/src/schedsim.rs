@@ -1196,35 +1196,8 @@ mod tests {
 
     /// At most `w` segments overlap, and a worker runs one at a time.
     fn check_concurrency(run: &SchedRun, w: u32) {
-        let mut events: Vec<(f64, i32)> = run
-            .records
-            .iter()
-            .flat_map(|r| {
-                [
-                    (r.sim_start.unwrap_or(0.0), 1),
-                    (r.sim_end.unwrap_or(0.0), -1),
-                ]
-            })
-            .collect();
-        events.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        let mut now = 0;
-        for (_, d) in events {
-            now += d;
-            assert!(now <= w as i32, "{now} trials at once with {w} workers");
-        }
-        for worker in 0..w {
-            let mut mine: Vec<&Record> = run
-                .records
-                .iter()
-                .filter(|r| r.worker == Some(worker))
-                .collect();
-            mine.sort_by(|a, b| a.sim_start.partial_cmp(&b.sim_start).expect("finite"));
-            for pair in mine.windows(2) {
-                assert!(pair[0].sim_end <= pair[1].sim_start);
-            }
-        }
+        crate::simulate::assert_workers_respected(&run.records, w);
         assert!(run.max_concurrent <= w);
-        assert!(run.records.iter().all(|r| r.worker.is_some_and(|x| x < w)));
     }
 
     #[test]

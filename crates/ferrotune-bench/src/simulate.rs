@@ -853,6 +853,38 @@ pub fn simulate_markdown(records: &[Record]) -> String {
     out
 }
 
+/// Test check shared by the simulators: the records' intervals `[start, end)` never overlap
+/// more than `w` at once, a worker runs one trial at a time, and every worker is one of `w`.
+#[cfg(test)]
+pub(crate) fn assert_workers_respected(records: &[Record], w: u32) {
+    let mut events: Vec<(f64, i32)> = records
+        .iter()
+        .flat_map(|r| {
+            [
+                (r.sim_start.unwrap_or(0.0), 1),
+                (r.sim_end.unwrap_or(0.0), -1),
+            ]
+        })
+        .collect();
+    events.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut now = 0;
+    for (_, d) in events {
+        now += d;
+        assert!(now <= w as i32, "{now} trials at once with {w} workers");
+    }
+    for worker in 0..w {
+        let mut mine: Vec<&Record> = records
+            .iter()
+            .filter(|r| r.worker == Some(worker))
+            .collect();
+        mine.sort_by(|a, b| a.sim_start.partial_cmp(&b.sim_start).expect("finite"));
+        for pair in mine.windows(2) {
+            assert!(pair[0].sim_end <= pair[1].sim_start);
+        }
+    }
+    assert!(records.iter().all(|r| r.worker.is_some_and(|x| x < w)));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1021,34 +1053,7 @@ mod tests {
         {
             for w in [1, 3, 8] {
                 let records = sim(problem.as_ref(), &config("random", "median", w, 6.0), 1);
-                // Sweep the intervals [start, end): at most w at once, and a worker runs one
-                // trial at a time.
-                let mut events: Vec<(f64, i32)> = records
-                    .iter()
-                    .flat_map(|r| {
-                        [
-                            (r.sim_start.unwrap_or(0.0), 1),
-                            (r.sim_end.unwrap_or(0.0), -1),
-                        ]
-                    })
-                    .collect();
-                events.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                let mut now = 0;
-                for (_, d) in events {
-                    now += d;
-                    assert!(now <= w as i32, "{} trials at once with {w} workers", now);
-                }
-                for worker in 0..w {
-                    let mut mine: Vec<&Record> = records
-                        .iter()
-                        .filter(|r| r.worker == Some(worker))
-                        .collect();
-                    mine.sort_by(|a, b| a.sim_start.partial_cmp(&b.sim_start).expect("finite"));
-                    for pair in mine.windows(2) {
-                        assert!(pair[0].sim_end <= pair[1].sim_start);
-                    }
-                }
-                assert!(records.iter().all(|r| r.worker.is_some_and(|x| x < w)));
+                assert_workers_respected(&records, w);
             }
         }
     }
