@@ -41,14 +41,7 @@ fn run(n: u64) -> ferrotune::Result<()> {
         },
         Optimize::trials(n),
     )?;
-    let seconds = start.elapsed().as_secs_f64();
-    let trials = study.trials()?;
-    let steps: u64 = trials.iter().filter_map(|t| t.last_step()).sum();
-    println!(
-        "{{\"bench\":\"asha_promotion\",\"configurations\":{n},\"steps\":{steps},\"seconds\":{seconds:.3},\"ms_per_configuration\":{:.3},\"us_per_step\":{:.1}}}",
-        1e3 * seconds / n as f64,
-        1e6 * seconds / steps.max(1) as f64
-    );
+    print_line("asha_promotion", &study, n, start)?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
@@ -82,10 +75,15 @@ fn run_stopping(n: u64) -> ferrotune::Result<()> {
         },
         Optimize::trials(n),
     )?;
+    print_line("asha_stopping", &study, n, start)
+}
+
+/// One JSON line: the time since `start` per configuration and per step trained.
+fn print_line(bench: &str, study: &Study, n: u64, start: Instant) -> ferrotune::Result<()> {
     let seconds = start.elapsed().as_secs_f64();
     let steps: u64 = study.trials()?.iter().filter_map(|t| t.last_step()).sum();
     println!(
-        "{{\"bench\":\"asha_stopping\",\"configurations\":{n},\"steps\":{steps},\"seconds\":{seconds:.3},\"ms_per_configuration\":{:.3},\"us_per_step\":{:.1}}}",
+        "{{\"bench\":\"{bench}\",\"configurations\":{n},\"steps\":{steps},\"seconds\":{seconds:.3},\"ms_per_configuration\":{:.3},\"us_per_step\":{:.1}}}",
         1e3 * seconds / n as f64,
         1e6 * seconds / steps.max(1) as f64
     );
