@@ -20,7 +20,7 @@
 //! carries [`REPLACED_BY_ATTR`]. Following [`PARENT_ATTR`] from a trial to the first
 //! member gives its lineage: the schedule of hyperparameters that produced its model.
 
-use super::{Direction, Outcome, Study, FIXED_PARAMS_ATTR};
+use super::{Direction, Outcome, Study};
 use crate::error::{Error, Result};
 use crate::rng::TrialRng;
 use crate::schedule::checkpoint::{Checkpoint, CheckpointId, CheckpointRefs, CheckpointWriter};
@@ -659,15 +659,6 @@ impl Study {
         template
             .system_attrs
             .insert(PARENT_ATTR.into(), Value::from(winner));
-        // The explored values also act as fixed values for parameters suggested anew.
-        let fixed: BTreeMap<String, crate::ParamValue> = template
-            .params
-            .iter()
-            .map(|(name, value)| (name.to_owned(), value.clone()))
-            .collect();
-        template
-            .system_attrs
-            .insert(FIXED_PARAMS_ATTR.into(), serde_json::to_value(&fixed)?);
         self.with_refs(|r| r.acquire(from))?;
         let child = self.inner.storage.add_trial(self.inner.id, &template)?;
         let (loser_number, child_number) = (loser.number, child.number);
